@@ -1,0 +1,36 @@
+"""rnn_jax: recurrent networks as pure functions in JAX.
+
+Cells (``elman``, ``irnn``, ``jordan``, ``lstm``, ``gru``) are NamedTuples of pure functions
+over plain pytree params in PyTorch's layout; :func:`run` runs any cell over padded batches with
+one ``lax.scan``; :func:`layer`, :func:`stacked` and :func:`bidirectional` build networks; the
+gradient method (:class:`Autodiff`, :class:`Checkpointed`) is an argument of the runner.
+"""
+
+from rnn_jax._src import initializers
+from rnn_jax._src.cell import Cell
+from rnn_jax._src.cells.elman import elman, irnn
+from rnn_jax._src.cells.gru import gru
+from rnn_jax._src.cells.jordan import jordan
+from rnn_jax._src.cells.lstm import lstm
+from rnn_jax._src.gradients import Autodiff, Checkpointed
+from rnn_jax._src.layers import Dense, DenseParams, Layer, bidirectional, dense, layer, stacked
+from rnn_jax._src.losses import masked_mse, sequence_cross_entropy
+from rnn_jax._src.params import (
+    GRU_GATES,
+    LSTM_GATES,
+    ElmanParams,
+    GRUParams,
+    JordanParams,
+    LSTMCarry,
+    LSTMParams,
+)
+from rnn_jax._src.runner import run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Autodiff", "Cell", "Checkpointed", "Dense", "DenseParams", "ElmanParams", "GRUParams",
+    "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer",
+    "bidirectional", "dense", "elman", "gru", "initializers", "irnn", "jordan", "layer", "lstm",
+    "masked_mse", "run", "sequence_cross_entropy", "stacked",
+]

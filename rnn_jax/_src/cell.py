@@ -1,0 +1,101 @@
+"""The cell protocol: a cell is a small NamedTuple of pure functions.
+
+A step is split in two so that the runner may compute the input projection for all time steps
+at once, and so that a hand-written backward pass can treat the two halves apart::
+
+    xp            = cell.project(params, x)        # affine in x: W_ih x + folded biases
+    carry, y      = cell.recur(params, carry, xp)  # everything that depends on the carry
+    cell.step(params, carry, x) == cell.recur(params, carry, cell.project(params, x))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax._src import initializers as inits
+
+
+class Cell(NamedTuple):
+    """A recurrent cell: sizes, options and the pure functions that define it.
+
+    Attributes:
+      name: ``"elman"``, ``"jordan"``, ``"lstm"`` or ``"gru"``.
+      input_size: size ``I`` of ``x_t``.
+      hidden_size: size ``H`` of the hidden state.
+      output_size: size of ``y_t`` (``H``, the projection size, or Jordan's output size).
+      options: the options the cell was built with (activations by name, flags).
+      init: ``init(key) -> params``.
+      initial_carry: ``initial_carry(batch_shape=(), dtype=jnp.float32) -> carry`` (zeros).
+      project: ``project(params, x) -> xp``, the input projection (any leading dims).
+      recur: ``recur(params, carry, xp) -> (carry, y)``.
+    """
+
+    name: str
+    input_size: int
+    hidden_size: int
+    output_size: int
+    options: Mapping[str, Any]
+    init: Callable[[jax.Array], Any]
+    initial_carry: Callable[..., Any]
+    project: Callable[[Any, jax.Array], jax.Array]
+    recur: Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
+
+    def step(self, params: Any, carry: Any, x: jax.Array) -> tuple[Any, jax.Array]:
+        """One time step ``(params, carry, x) -> (carry, y)``."""
+        return self.recur(params, carry, self.project(params, x))
+
+
+def check_size(value: Any, argname: str) -> int:
+    """A positive Python int, or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{argname} must be a positive int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{argname} must be a positive int, got {value}")
+    return value
+
+
+def check_options(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """Raises ValueError unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {list(allowed)}")
+    return value
+
+
+def gate_weights(
+    key: jax.Array,
+    gates: int,
+    hidden: int,
+    fan_in: int,
+    fan_rec: int,
+    w_ih_init: inits.Initializer,
+    w_hh_init: inits.Initializer,
+    bias_init: inits.Initializer,
+    dtype: Any,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``(w_ih, w_hh, b_ih, b_hh)`` of shapes ``(G*H, fan_in), (G*H, fan_rec), (G*H,), (G*H,)``.
+
+    Weights are initialised one gate block at a time (:func:`initializers.per_gate`).
+    """
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    w_ih = inits.per_gate(w_ih_init, k1, gates, (gates * hidden, fan_in), dtype)
+    w_hh = inits.per_gate(w_hh_init, k2, gates, (gates * hidden, fan_rec), dtype)
+    b_ih = bias_init(k3, (gates * hidden,), dtype)
+    b_hh = bias_init(k4, (gates * hidden,), dtype)
+    return w_ih, w_hh, b_ih, b_hh
+
+
+def zeros_carry(size: int) -> Callable[..., jax.Array]:
+    """``initial_carry`` for a cell whose carry is one vector of ``size``."""
+
+    def initial_carry(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> jax.Array:
+        return jnp.zeros((*tuple(batch_shape), size), dtype)
+
+    return initial_carry
+
+
+def linear(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``x @ w.T`` for ``x`` with any leading dims and ``w`` in ``(out, in)`` layout."""
+    return jnp.matmul(x, w.T)

@@ -1,0 +1,67 @@
+"""GRU cell, reset gate applied after (PyTorch/cuDNN) or before (Cho et al. 2014) the matmul.
+
+Gate order ``r, z, n`` (``torch.nn.GRU``):
+
+.. math::
+   r &= σ(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}) \\qquad z = σ(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}) \\\\
+   n &= \\tanh(W_{in} x + b_{in} + r ⊙ (W_{hn} h + b_{hn}))   \\quad (\\text{reset="after"}) \\\\
+   n &= \\tanh(W_{in} x + b_{in} + W_{hn} (r ⊙ h) + b_{hn})   \\quad (\\text{reset="before"}) \\\\
+   h' &= (1 - z) ⊙ n + z ⊙ h
+
+Cho et al. 2014, arXiv 1406.1078 (reset before); the reset-after form is cuDNN's and PyTorch's
+(Keras ``reset_after=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax._src import initializers as inits
+from rnn_jax._src.cell import Cell, check_options, check_size, gate_weights, linear, zeros_carry
+from rnn_jax._src.params import GRUParams
+
+RESETS = ("after", "before")
+
+
+def gru(
+    input_size: int,
+    hidden_size: int,
+    *,
+    reset: str = "after",
+    w_ih_init: inits.Initializer = inits.glorot_uniform(),
+    w_hh_init: inits.Initializer = inits.orthogonal(),
+    bias_init: inits.Initializer = inits.zeros,
+    dtype: Any = jnp.float32,
+) -> Cell:
+    """A GRU cell; ``reset`` is ``"after"`` (default, PyTorch/cuDNN) or ``"before"`` (Cho 2014)."""
+    check_size(input_size, "input_size")
+    check_size(hidden_size, "hidden_size")
+    check_options("reset", reset, RESETS)
+    H = hidden_size
+
+    def init(key: jax.Array) -> GRUParams:
+        return GRUParams(*gate_weights(key, 3, H, input_size, H,
+                                       w_ih_init, w_hh_init, bias_init, dtype))
+
+    def project(params: GRUParams, x: jax.Array) -> jax.Array:
+        # r and z see b_ih + b_hh; n sees b_hh inside the reset product when reset="after".
+        folded = params.b_hh if reset == "before" else params.b_hh.at[2 * H:].set(0)
+        return linear(x, params.w_ih) + (params.b_ih + folded)
+
+    def recur(params: GRUParams, h: jax.Array, xp: jax.Array):
+        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
+        if reset == "after":
+            h_r, h_z, h_n = jnp.split(linear(h, params.w_hh), 3, axis=-1)
+            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            n = jnp.tanh(x_n + r * (h_n + params.b_hh[2 * H:]))
+        else:
+            h_r, h_z = jnp.split(linear(h, params.w_hh[:2 * H]), 2, axis=-1)
+            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            n = jnp.tanh(x_n + linear(r * h, params.w_hh[2 * H:]))
+        h = (1 - z) * n + z * h
+        return h, h
+
+    return Cell("gru", input_size, H, H, {"reset": reset}, init, zeros_carry(H), project, recur)

@@ -1,0 +1,35 @@
+"""The ``rnn-jax`` command line. Subcommands are the modules of ``rnn_jax._src.commands``.
+
+Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``main(args) -> int``; adding a command means adding a module, nothing here changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from typing import Optional, Sequence
+
+from rnn_jax._src import commands
+
+
+def _command_modules():
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            yield importlib.import_module(f"{commands.__name__}.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnn-jax", description="Recurrent networks in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._main(args) or 0)

@@ -1,0 +1,75 @@
+"""Parameter and carry pytrees, in PyTorch's layout.
+
+Every weight matrix is stored as ``(out_features, in_features)`` so that a PyTorch state dict
+can be moved in by name. Gates are stacked along the first axis in these orders (the single
+place where the gate order is defined; every cell and backward pass uses these constants):
+
+* LSTM: ``i, f, g, o`` (input gate, forget gate, cell input, output gate), as ``torch.nn.LSTM``
+  and cuDNN.
+* GRU: ``r, z, n`` (reset gate, update gate, candidate), as ``torch.nn.GRU`` and cuDNN.
+
+PyTorch mapping, for layer ``k`` of a ``torch.nn.LSTM``::
+
+    LSTMParams(w_ih=weight_ih_l{k}, w_hh=weight_hh_l{k}, b_ih=bias_ih_l{k},
+               b_hh=bias_hh_l{k}, w_hr=weight_hr_l{k})   # w_hr only with proj_size > 0
+
+Optional tensors (peepholes, projection) are ``None`` when the option is off; ``None`` is an
+empty pytree node, so ``jax.grad`` and optax see only the tensors that exist.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from jaxtyping import Array
+
+LSTM_GATES = ("i", "f", "g", "o")
+GRU_GATES = ("r", "z", "n")
+
+
+class ElmanParams(NamedTuple):
+    """``h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``."""
+
+    w_ih: Array  # (H, I)
+    w_hh: Array  # (H, H)
+    b_ih: Array  # (H,)
+    b_hh: Array  # (H,)
+
+
+class JordanParams(NamedTuple):
+    """``h_t = φ(W_ih x_t + b_ih + W_yh y_{t-1})``, ``y_t = g(W_hy h_t + b_y)``."""
+
+    w_ih: Array  # (H, I)
+    w_yh: Array  # (H, O)
+    b_ih: Array  # (H,)
+    w_hy: Array  # (O, H)
+    b_y: Array  # (O,)
+
+
+class LSTMParams(NamedTuple):
+    """LSTM weights, gate order ``i, f, g, o`` along the first axis."""
+
+    w_ih: Array  # (4H, I)
+    w_hh: Array  # (4H, P), P = proj_size or H
+    b_ih: Array  # (4H,)
+    b_hh: Array  # (4H,)
+    w_ci: Optional[Array] = None  # (H,) peephole c_{t-1} -> i
+    w_cf: Optional[Array] = None  # (H,) peephole c_{t-1} -> f
+    w_co: Optional[Array] = None  # (H,) peephole c_t -> o
+    w_hr: Optional[Array] = None  # (P, H) output projection
+
+
+class LSTMCarry(NamedTuple):
+    """LSTM state: ``h`` (size P) is the output, ``c`` (size H) the memory cell."""
+
+    h: Array
+    c: Array
+
+
+class GRUParams(NamedTuple):
+    """GRU weights, gate order ``r, z, n`` along the first axis."""
+
+    w_ih: Array  # (3H, I)
+    w_hh: Array  # (3H, H)
+    b_ih: Array  # (3H,)
+    b_hh: Array  # (3H,)

@@ -1,0 +1,71 @@
+"""The sequence runner: one ``lax.scan`` for every cell, every gradient method."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax._src import validate as v
+from rnn_jax._src.cell import Cell
+from rnn_jax._src.gradients import Autodiff
+
+
+def run(
+    cell: Cell,
+    params: Any,
+    xs: jax.Array,
+    initial_carry: Any = None,
+    *,
+    lengths: Optional[jax.Array] = None,
+    reverse: bool = False,
+    time_major: bool = False,
+    unroll: int = 1,
+    grad: Any = None,
+) -> tuple[Any, jax.Array]:
+    """Runs ``cell`` over a (padded) batch of sequences.
+
+    Args:
+      cell: an rnn_jax cell, e.g. ``rnn_jax.lstm(I, H)``.
+      params: the cell's parameters (``cell.init(key)``).
+      xs: inputs of shape ``(*batch, T, I)``, or ``(T, *batch, I)`` with ``time_major=True``;
+        any number of batch dimensions, including none.
+      initial_carry: the carry at ``t = 0``; zeros (``cell.initial_carry``) by default.
+      lengths: integer array of shape ``batch``: sequence ``b`` is valid for ``t < lengths[b]``.
+        Its carry is frozen after the last valid step (a zero-length sequence returns the
+        initial carry) and its outputs past the end are zero. Under ``jit`` the values cannot
+        be checked; steps with ``t >= lengths`` are then simply treated as padding.
+      reverse: read each sequence backwards, from its last valid step to ``t = 0``. Only the
+        valid prefix is reversed; outputs come back in the original time order.
+      time_major: layout of ``xs`` and of the outputs.
+      unroll: passed to ``lax.scan``.
+      grad: the gradient method, :class:`rnn_jax.Autodiff` (default),
+        :class:`rnn_jax.Checkpointed` or :class:`rnn_jax.ManualBPTT`.
+
+    Returns:
+      ``(final_carry, ys)``: the carry after each sequence's last valid step, and the outputs,
+      ``(*batch, T, output_size)`` (or time-major).
+
+    Raises:
+      TypeError, ValueError: at trace time, for inputs of the wrong rank, size or dtype, lengths
+      of the wrong shape, dtype or range, a carry or params not matching the cell.
+    """
+    v.check_cell(cell)
+    xs, T, batch_shape = v.check_inputs(cell, xs, time_major)
+    v.check_params(cell, params)
+    lengths = v.check_lengths(lengths, T, batch_shape)
+    v.check_unroll(unroll)
+    if not isinstance(reverse, bool):
+        raise TypeError(f"reverse must be a bool, got {reverse!r}")
+    method = Autodiff() if grad is None else grad
+    if not callable(getattr(method, "scan", None)):
+        raise TypeError(f"grad must be a gradient method such as rnn_jax.Autodiff(), got {grad!r}")
+    if initial_carry is None:
+        initial_carry = cell.initial_carry(batch_shape, v.param_dtype(params))
+    else:
+        v.check_carry(cell, initial_carry, batch_shape)
+    xs_tm = xs if time_major else jnp.moveaxis(xs, -2, 0)
+    carry, ys = method.scan(cell, params, xs_tm, initial_carry, v.valid_mask(lengths, T),
+                            reverse=reverse, unroll=unroll)
+    return carry, (ys if time_major else jnp.moveaxis(ys, 0, -2))
