@@ -18,6 +18,13 @@ import jax.numpy as jnp
 from rnn_jax._src import initializers as inits
 
 
+class Options(dict):
+    """A cell's options: a dict that is hashable, so that cells can be static jit arguments."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
 class Cell(NamedTuple):
     """A recurrent cell: sizes, options and the pure functions that define it.
 
@@ -26,7 +33,8 @@ class Cell(NamedTuple):
       input_size: size ``I`` of ``x_t``.
       hidden_size: size ``H`` of the hidden state.
       output_size: size of ``y_t`` (``H``, the projection size, or Jordan's output size).
-      options: the options the cell was built with (activations by name, flags).
+      options: the options the cell was built with (flags; activations by name, or the
+        callable itself for a custom activation).
       init: ``init(key) -> params``.
       initial_carry: ``initial_carry(batch_shape=(), dtype=jnp.float32) -> carry`` (zeros).
       project: ``project(params, x) -> xp``, the input projection (any leading dims).

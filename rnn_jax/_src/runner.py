@@ -61,10 +61,13 @@ def run(
     method = Autodiff() if grad is None else grad
     if not callable(getattr(method, "scan", None)):
         raise TypeError(f"grad must be a gradient method such as rnn_jax.Autodiff(), got {grad!r}")
+    dtype = jnp.result_type(v.param_dtype(params), xs.dtype)  # the dtype the steps compute in
     if initial_carry is None:
-        initial_carry = cell.initial_carry(batch_shape, v.param_dtype(params))
+        initial_carry = cell.initial_carry(batch_shape, dtype)
     else:
         v.check_carry(cell, initial_carry, batch_shape)
+        initial_carry = jax.tree.map(lambda c: jnp.asarray(c, jnp.result_type(c, dtype)),
+                                     initial_carry)
     xs_tm = xs if time_major else jnp.moveaxis(xs, -2, 0)
     carry, ys = method.scan(cell, params, xs_tm, initial_carry, v.valid_mask(lengths, T),
                             reverse=reverse, unroll=unroll)

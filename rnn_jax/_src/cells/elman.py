@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, check_size, gate_weights, linear, zeros_carry
+from rnn_jax._src.cell import Cell, Options, check_size, gate_weights, linear, zeros_carry
 from rnn_jax._src.params import ElmanParams
 
 
@@ -53,7 +53,7 @@ def elman(
         h = act(xp + linear(h, params.w_hh))
         return h, h
 
-    return Cell("elman", input_size, hidden_size, hidden_size, {"activation": act_name},
+    return Cell("elman", input_size, hidden_size, hidden_size, Options(activation=act_name),
                 init, zeros_carry(hidden_size), project, recur)
 
 

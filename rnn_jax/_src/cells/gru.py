@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
-from rnn_jax._src.cell import Cell, check_options, check_size, gate_weights, linear, zeros_carry
+from rnn_jax._src.cell import Cell, Options, check_options, check_size, gate_weights, linear, zeros_carry
 from rnn_jax._src.params import GRUParams
 
 RESETS = ("after", "before")
@@ -48,8 +48,10 @@ def gru(
 
     def project(params: GRUParams, x: jax.Array) -> jax.Array:
         # r and z see b_ih + b_hh; n sees b_hh inside the reset product when reset="after".
-        folded = params.b_hh if reset == "before" else params.b_hh.at[2 * H:].set(0)
-        return linear(x, params.w_ih) + (params.b_ih + folded)
+        b = params.b_ih + params.b_hh
+        if reset == "after":
+            b = jnp.concatenate([b[:2 * H], params.b_ih[2 * H:]])
+        return linear(x, params.w_ih) + b
 
     def recur(params: GRUParams, h: jax.Array, xp: jax.Array):
         x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
@@ -64,4 +66,4 @@ def gru(
         h = (1 - z) * n + z * h
         return h, h
 
-    return Cell("gru", input_size, H, H, {"reset": reset}, init, zeros_carry(H), project, recur)
+    return Cell("gru", input_size, H, H, Options(reset=reset), init, zeros_carry(H), project, recur)

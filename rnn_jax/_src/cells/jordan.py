@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, check_size, linear, zeros_carry
+from rnn_jax._src.cell import Cell, Options, check_size, linear, zeros_carry
 from rnn_jax._src.params import JordanParams
 
 
@@ -63,6 +63,6 @@ def jordan(
         y = out_act(linear(h, params.w_hy) + params.b_y)
         return y, y
 
-    options = {"activation": act_name, "output_activation": out_name}
+    options = Options(activation=act_name, output_activation=out_name)
     return Cell("jordan", input_size, hidden_size, output_size, options,
                 init, zeros_carry(output_size), project, recur)

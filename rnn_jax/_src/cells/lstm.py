@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, check_size, gate_weights, linear
+from rnn_jax._src.cell import Cell, Options, check_size, gate_weights, linear
 from rnn_jax._src.params import LSTMCarry, LSTMParams
 
 
@@ -93,6 +93,6 @@ def lstm(
             h = linear(h, params.w_hr)
         return LSTMCarry(h, c), h
 
-    options = {"peephole": peephole, "proj_size": proj_size, "forget_bias": forget_bias,
-               "gate_activation": gname, "cell_activation": cname, "output_activation": oname}
+    options = Options(peephole=peephole, proj_size=proj_size, forget_bias=forget_bias,
+                      gate_activation=gname, cell_activation=cname, output_activation=oname)
     return Cell("lstm", input_size, H, P, options, init, initial_carry, project, recur)
