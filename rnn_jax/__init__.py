@@ -3,10 +3,12 @@
 Cells (``elman``, ``irnn``, ``jordan``, ``lstm``, ``gru``) are NamedTuples of pure functions
 over plain pytree params in PyTorch's layout; :func:`run` runs any cell over padded batches with
 one ``lax.scan``; :func:`layer`, :func:`stacked` and :func:`bidirectional` build networks; the
-gradient method (:class:`Autodiff`, :class:`Checkpointed`) is an argument of the runner.
+gradient method (:class:`Autodiff`, :class:`Checkpointed`, :class:`ManualBPTT`) is an argument
+of the runner; :func:`bptt` is the hand-written backward pass as a function.
 """
 
 from rnn_jax._src import initializers
+from rnn_jax._src.bptt.manual import ManualBPTT, bptt
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.cells.elman import elman, irnn
 from rnn_jax._src.cells.gru import gru
@@ -30,7 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Autodiff", "Cell", "Checkpointed", "Dense", "DenseParams", "ElmanParams", "GRUParams",
-    "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer",
-    "bidirectional", "dense", "elman", "gru", "initializers", "irnn", "jordan", "layer", "lstm",
-    "masked_mse", "run", "sequence_cross_entropy", "stacked",
+    "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT",
+    "bidirectional", "bptt", "dense", "elman", "gru", "initializers", "irnn", "jordan", "layer",
+    "lstm", "masked_mse", "run", "sequence_cross_entropy", "stacked",
 ]

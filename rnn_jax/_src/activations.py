@@ -23,8 +23,14 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
-def resolve(activation: Activation, argname: str) -> tuple[str, Callable[[jax.Array], jax.Array]]:
-    """Returns ``(name, fn)`` for a name in :data:`ACTIVATIONS` or any callable.
+def resolve(
+    activation: Activation, argname: str
+) -> tuple[Activation, Callable[[jax.Array], jax.Array]]:
+    """Returns ``(name, fn)`` for a name in :data:`ACTIVATIONS`, ``(fn, fn)`` for a callable.
+
+    The first element is what a cell records in ``cell.options``: the canonical name, or the
+    callable itself, so that a hand-written backward pass (``rnn_jax.ManualBPTT``) can
+    differentiate a custom activation.
 
     Raises:
       ValueError: an unknown name; TypeError: neither a string nor a callable.
@@ -39,5 +45,5 @@ def resolve(activation: Activation, argname: str) -> tuple[str, Callable[[jax.Ar
             ) from None
         return ("identity" if activation == "linear" else activation), fn
     if callable(activation):
-        return getattr(activation, "__name__", "custom"), activation
+        return activation, activation
     raise TypeError(f"{argname} must be a string or a callable, got {type(activation).__name__}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +10,38 @@ import jax.numpy as jnp
 from rnn_jax._src import validate as v
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.gradients import Autodiff
+
+
+class Prepared(NamedTuple):
+    """Checked, time-major inputs of one run (see :func:`prepare`)."""
+
+    xs: jax.Array          # (T, *batch, I)
+    carry: Any             # initial carry, (*batch, ...)
+    valid: Optional[jax.Array]  # (T, *batch) booleans, or None without lengths
+    T: int
+    batch_shape: tuple
+
+
+def prepare(cell: Cell, params: Any, xs: Any, initial_carry: Any, lengths: Any,
+            time_major: bool) -> Prepared:
+    """Checks a run's arguments (trace time) and brings them to the loop's time-major form.
+
+    The carry is made (zeros) or cast to the dtype the steps compute in, the result type of the
+    params and the inputs.
+    """
+    v.check_cell(cell)
+    xs, T, batch_shape = v.check_inputs(cell, xs, time_major)
+    v.check_params(cell, params)
+    lengths = v.check_lengths(lengths, T, batch_shape)
+    dtype = jnp.result_type(v.param_dtype(params), xs.dtype)
+    if initial_carry is None:
+        initial_carry = cell.initial_carry(batch_shape, dtype)
+    else:
+        v.check_carry(cell, initial_carry, batch_shape)
+        initial_carry = jax.tree.map(lambda c: jnp.asarray(c, jnp.result_type(c, dtype)),
+                                     initial_carry)
+    xs_tm = xs if time_major else jnp.moveaxis(xs, -2, 0)
+    return Prepared(xs_tm, initial_carry, v.valid_mask(lengths, T), T, batch_shape)
 
 
 def run(
@@ -51,24 +83,13 @@ def run(
       TypeError, ValueError: at trace time, for inputs of the wrong rank, size or dtype, lengths
       of the wrong shape, dtype or range, a carry or params not matching the cell.
     """
-    v.check_cell(cell)
-    xs, T, batch_shape = v.check_inputs(cell, xs, time_major)
-    v.check_params(cell, params)
-    lengths = v.check_lengths(lengths, T, batch_shape)
     v.check_unroll(unroll)
     if not isinstance(reverse, bool):
         raise TypeError(f"reverse must be a bool, got {reverse!r}")
     method = Autodiff() if grad is None else grad
     if not callable(getattr(method, "scan", None)):
         raise TypeError(f"grad must be a gradient method such as rnn_jax.Autodiff(), got {grad!r}")
-    dtype = jnp.result_type(v.param_dtype(params), xs.dtype)  # the dtype the steps compute in
-    if initial_carry is None:
-        initial_carry = cell.initial_carry(batch_shape, dtype)
-    else:
-        v.check_carry(cell, initial_carry, batch_shape)
-        initial_carry = jax.tree.map(lambda c: jnp.asarray(c, jnp.result_type(c, dtype)),
-                                     initial_carry)
-    xs_tm = xs if time_major else jnp.moveaxis(xs, -2, 0)
-    carry, ys = method.scan(cell, params, xs_tm, initial_carry, v.valid_mask(lengths, T),
+    seq = prepare(cell, params, xs, initial_carry, lengths, time_major)
+    carry, ys = method.scan(cell, params, seq.xs, seq.carry, seq.valid,
                             reverse=reverse, unroll=unroll)
     return carry, (ys if time_major else jnp.moveaxis(ys, 0, -2))

@@ -1,0 +1,72 @@
+"""Shared pieces of the per-cell backward passes: activation derivatives and reductions.
+
+Every per-cell module exposes the same three functions, collected in a :class:`CellBackward`:
+
+* ``step(params, carry, xp, dcarry, dy) -> (dcarry_prev, dxp, local)``: the vector-Jacobian
+  product of ``cell.recur`` for the carry and ``xp``. The gate pre-activations are recomputed
+  from ``(carry, xp)``; ``local`` holds the few per-step arrays the weight gradients need beyond
+  ``dxp`` and the carry (``None`` for Elman).
+* ``recur_grads(params, carry, dxp, local) -> dparams``: the gradient of ``cell.recur`` with
+  respect to ``params``, summed over every leading axis (time and batch at once, so over a whole
+  sequence it is one large contraction, ``dW_hh = Σ_t da_tᵀ h_{t-1}``).
+* ``project_grads(params, x, dxp) -> (dparams, dx)``: the same for ``cell.project``
+  (``dW_ih = Σ_t dxp_tᵀ x_t``, bias sums, ``dx = dxp W_ih``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax._src.activations import ACTIVATIONS
+
+Array = jax.Array
+
+
+class CellBackward(NamedTuple):
+    """The hand-written backward pass of one cell (see the module docstring)."""
+
+    step: Callable[..., tuple[Any, Array, Any]]
+    recur_grads: Callable[..., Any]
+    project_grads: Callable[..., tuple[Any, Array]]
+
+
+def function(act: Any) -> Callable[[Array], Array]:
+    """The activation recorded in ``cell.options``: a name of :data:`ACTIVATIONS` or a callable."""
+    return ACTIVATIONS[act] if isinstance(act, str) else act
+
+
+def derivative(act: Any) -> Callable[[Array, Array, Array], Array]:
+    """``vjp(a, s, g) = g ⊙ φ'(a)`` with ``s = φ(a)``, written out for named activations.
+
+    tanh: ``1 - s²``; sigmoid: ``s (1 - s)``; relu: ``[a > 0]`` (0 at 0, as ``jax.nn.relu``);
+    identity: 1. A custom (elementwise) callable is differentiated with ``jax.vjp``.
+    """
+    if act == "tanh":
+        return lambda a, s, g: g * (1 - s * s)
+    if act == "sigmoid":
+        return lambda a, s, g: g * (s * (1 - s))
+    if act == "relu":
+        return lambda a, s, g: jnp.where(a > 0, g, jnp.zeros_like(g))
+    if act in ("identity", "linear"):
+        return lambda a, s, g: g
+    if isinstance(act, str):
+        raise ValueError(f"no derivative for activation {act!r}")
+    return lambda a, s, g: jax.vjp(act, a)[1](g)[0]
+
+
+def outer_sum(d: Array, v: Array) -> Array:
+    """``Σ_n d_nᵀ v_n`` over every leading axis: ``(..., m), (..., n) -> (m, n)``."""
+    return jnp.einsum("...m,...n->mn", d, v)
+
+
+def lead_sum(d: Array) -> Array:
+    """Sum over every axis but the last."""
+    return d.reshape(-1, d.shape[-1]).sum(0)
+
+
+def matmul(d: Array, w: Array) -> Array:
+    """``d @ w`` for ``d`` with any leading axes (the transpose of ``cell.linear``)."""
+    return jnp.matmul(d, w)

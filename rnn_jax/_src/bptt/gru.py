@@ -1,0 +1,85 @@
+"""Backward pass of the GRU cell, reset after (PyTorch/cuDNN) and before (Cho et al. 2014).
+
+Forward (:func:`rnn_jax.gru`), gate order ``r, z, n``; ``xp = [x_r, x_z, x_n]`` holds
+``W_ih x + b_ih`` plus ``b_hh`` for r and z (and for n too when ``reset="before"``):
+``r = σ(x_r + W_hr h)``, ``z = σ(x_z + W_hz h)``, ``h' = (1 - z) ⊙ n + z ⊙ h`` with
+
+* after:  ``u = W_hn h + b_hn``, ``n = tanh(x_n + r ⊙ u)``;
+* before: ``n = tanh(x_n + W_hn (r ⊙ h))``.
+
+Given ``\\bar h = δh' + ∂L/∂y`` (``y = h'``):
+
+.. math::
+   δa_n = (1 - n^2) ⊙ (1 - z) ⊙ \\bar h, \\quad δa_z = z (1 - z) ⊙ (h - n) ⊙ \\bar h \\\\
+   \\text{after:}\\ δu = r ⊙ δa_n, \\ δa_r = r(1-r) ⊙ u ⊙ δa_n, \\
+   δh = z ⊙ \\bar h + W_{hh}^⊤ [δa_r, δa_z, δu] \\\\
+   \\text{before:}\\ δ(rh) = W_{hn}^⊤ δa_n, \\ δa_r = r(1-r) ⊙ h ⊙ δ(rh), \\
+   δh = z ⊙ \\bar h + r ⊙ δ(rh) + W_{hr,hz}^⊤ [δa_r, δa_z]
+
+with ``δxp = [δa_r, δa_z, δa_n]``. After the scan: ``∂W_ih = Σ δxp x^⊤``, ``∂b_ih = Σ δxp``;
+after: ``∂W_hh = Σ [δa_r, δa_z, δu] h^⊤``, ``∂b_hh = Σ [δa_r, δa_z, δu]``; before:
+``∂W_{hr,hz} = Σ [δa_r, δa_z] h^⊤``, ``∂W_hn = Σ δa_n (r ⊙ h)^⊤``, ``∂b_hh = Σ δxp``.
+``local`` is ``δu`` (after) or ``r ⊙ h`` (before).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax._src.bptt.common import CellBackward, lead_sum, matmul, outer_sum
+from rnn_jax._src.cell import Cell, linear
+from rnn_jax._src.params import GRUParams
+
+
+def backward(cell: Cell) -> CellBackward:
+    """The :class:`CellBackward` of a GRU cell built with ``cell.options``."""
+    after = cell.options["reset"] == "after"
+    H = cell.hidden_size
+
+    def step(params: GRUParams, h, xp, dcarry, dy):
+        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)        # (..., H) each
+        dh_new = dcarry + dy
+        if after:
+            h_r, h_z, h_n = jnp.split(linear(h, params.w_hh), 3, axis=-1)
+            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            u = h_n + params.b_hh[2 * H:]
+            n = jnp.tanh(x_n + r * u)
+        else:
+            h_r, h_z = jnp.split(linear(h, params.w_hh[:2 * H]), 2, axis=-1)
+            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            rh = r * h
+            n = jnp.tanh(x_n + linear(rh, params.w_hh[2 * H:]))
+        da_n = (1 - n * n) * ((1 - z) * dh_new)
+        da_z = z * (1 - z) * ((h - n) * dh_new)
+        dh = z * dh_new
+        if after:
+            du = r * da_n
+            da_r = r * (1 - r) * (u * da_n)
+            dh = dh + matmul(jnp.concatenate([da_r, da_z, du], axis=-1), params.w_hh)
+            local = du
+        else:
+            drh = matmul(da_n, params.w_hh[2 * H:])
+            da_r = r * (1 - r) * (h * drh)
+            dh = dh + r * drh + matmul(jnp.concatenate([da_r, da_z], axis=-1), params.w_hh[:2 * H])
+            local = rh
+        return dh, jnp.concatenate([da_r, da_z, da_n], axis=-1), local
+
+    def recur_grads(params: GRUParams, h, dxp, local):
+        d_rz = dxp[..., :2 * H]
+        z = jnp.zeros_like
+        if after:
+            w_hh = jnp.concatenate([outer_sum(d_rz, h), outer_sum(local, h)], axis=0)
+            b_hh = jnp.concatenate([jnp.zeros((2 * H,), params.b_hh.dtype), lead_sum(local)])
+        else:
+            w_hh = jnp.concatenate([outer_sum(d_rz, h), outer_sum(dxp[..., 2 * H:], local)], axis=0)
+            b_hh = z(params.b_hh)
+        return GRUParams(z(params.w_ih), w_hh, z(params.b_ih), b_hh)
+
+    def project_grads(params: GRUParams, x, dxp):
+        db = lead_sum(dxp)
+        db_hh = db if not after else jnp.concatenate([db[:2 * H], jnp.zeros((H,), db.dtype)])
+        return GRUParams(outer_sum(dxp, x), jnp.zeros_like(params.w_hh), db, db_hh), \
+            matmul(dxp, params.w_ih)
+
+    return CellBackward(step, recur_grads, project_grads)

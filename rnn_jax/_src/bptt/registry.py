@@ -1,0 +1,41 @@
+"""``cell.name`` -> the hand-written backward pass of that cell."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from rnn_jax._src.bptt import elman, gru, jordan, lstm
+from rnn_jax._src.bptt.common import CellBackward
+from rnn_jax._src.cell import Cell
+
+BACKWARDS: dict[str, Callable[[Cell], CellBackward]] = {
+    "elman": elman.backward,
+    "jordan": jordan.backward,
+    "lstm": lstm.backward,
+    "gru": gru.backward,
+}
+
+
+def backward_for(cell: Cell) -> CellBackward:
+    """The :class:`CellBackward` for ``cell``, built from its name and options.
+
+    Raises:
+      ValueError: no hand-written backward pass exists for ``cell.name``.
+    """
+    try:
+        make = BACKWARDS[cell.name]
+    except KeyError:
+        raise ValueError(f"no manual backward pass for cell {cell.name!r}; known cells: "
+                         f"{sorted(BACKWARDS)} (use rnn_jax.Autodiff() for others)") from None
+    return make(cell)
+
+
+def step_vjp(cell: Cell, params, carry, xp, dcarry, dy):
+    """The full VJP of ``cell.recur`` at one step: ``(dparams, dcarry_prev, dxp)``.
+
+    Equal to ``jax.vjp(cell.recur, params, carry, xp)[1]((dcarry, dy))``; what the tests check
+    each backward step against.
+    """
+    bwd = backward_for(cell)
+    dcarry_prev, dxp, local = bwd.step(params, carry, xp, dcarry, dy)
+    return bwd.recur_grads(params, carry, dxp, local), dcarry_prev, dxp

@@ -1,0 +1,54 @@
+"""Vanishing and exploding gradients: Jacobians across time, spectra, the Pascanu bound, plots.
+
+Public as ``rnn_jax.diagnostics``. Every ``∂h_T/∂h_k`` is computed exactly, by ``jax.vjp`` or
+``jax.jacrev`` of a step or by the hand-written BPTT of :mod:`rnn_jax._src.bptt`; the three
+must agree (``tests/test_diagnostics.py``).
+"""
+
+from rnn_jax._src.diagnostics.jacobians import (
+    jacobian_norms,
+    lag_jacobians,
+    part_indices,
+    state_gradient_norms,
+    state_gradients,
+    step_jacobians,
+    trajectory,
+)
+from rnn_jax._src.diagnostics.manual import (
+    jacobian_via_bptt,
+    lag_jacobians_manual,
+    state_gradients_manual,
+)
+from rnn_jax._src.diagnostics.plots import plot_lag_norms
+from rnn_jax._src.diagnostics.report import (
+    Model,
+    elman_with_radius,
+    format_table,
+    gradient_report,
+    growth_rate,
+    lag_curve,
+    standard_models,
+    summarise,
+)
+from rnn_jax._src.diagnostics.spectra import (
+    DERIVATIVE_BOUNDS,
+    derivative_bound,
+    gate_blocks,
+    largest_singular_value,
+    pascanu_bound,
+    recurrent_matrix,
+    regime,
+    scale_to_singular_value,
+    scale_to_spectral_radius,
+    spectral_radius,
+)
+
+__all__ = [
+    "DERIVATIVE_BOUNDS", "Model", "derivative_bound", "elman_with_radius", "format_table",
+    "gate_blocks", "gradient_report", "growth_rate", "jacobian_norms", "jacobian_via_bptt",
+    "lag_curve", "lag_jacobians", "lag_jacobians_manual", "largest_singular_value",
+    "pascanu_bound", "part_indices", "plot_lag_norms", "recurrent_matrix", "regime",
+    "scale_to_singular_value", "scale_to_spectral_radius", "spectral_radius", "standard_models",
+    "state_gradient_norms", "state_gradients", "state_gradients_manual", "step_jacobians",
+    "summarise", "trajectory",
+]
