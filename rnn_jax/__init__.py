@@ -5,6 +5,8 @@ over plain pytree params in PyTorch's layout; :func:`run` runs any cell over pad
 one ``lax.scan``; :func:`layer`, :func:`stacked` and :func:`bidirectional` build networks; the
 gradient method (:class:`Autodiff`, :class:`Checkpointed`, :class:`ManualBPTT`) is an argument
 of the runner; :func:`bptt` is the hand-written backward pass as a function.
+Submodules: :mod:`rnn_jax.diagnostics` (vanishing/exploding gradients), :mod:`rnn_jax.train`
+(optax training, tasks, char-RNN).
 """
 
 from rnn_jax._src import initializers
@@ -27,12 +29,14 @@ from rnn_jax._src.params import (
     LSTMParams,
 )
 from rnn_jax._src.runner import run
+from rnn_jax import diagnostics, train  # noqa: E402  (submodules: rnn_jax.diagnostics, rnn_jax.train)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Autodiff", "Cell", "Checkpointed", "Dense", "DenseParams", "ElmanParams", "GRUParams",
     "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT",
-    "bidirectional", "bptt", "dense", "elman", "gru", "initializers", "irnn", "jordan", "layer",
-    "lstm", "masked_mse", "run", "sequence_cross_entropy", "stacked",
+    "bidirectional", "bptt", "dense", "diagnostics", "elman", "gru", "initializers", "irnn",
+    "jordan", "layer", "lstm", "masked_mse", "run", "sequence_cross_entropy", "stacked",
+    "train",
 ]

@@ -1,7 +1,7 @@
 """Gradient methods: how the runner's loop is differentiated is an argument, not a second loop.
 
 Each method is a small NamedTuple with one function ``scan(cell, params, xs, carry, valid, *,
-reverse, unroll) -> (final_carry, ys)`` over time-major inputs (see :func:`scan.scan_steps`).
+reverse, unroll, resets=None) -> (final_carry, ys)`` over time-major inputs (see :func:`scan.scan_steps`).
 The forward values are identical for every method; only what is stored for the backward pass,
 and how the backward pass is computed, differ (Griewank & Walther 2008, ch. 12 on checkpointing).
 """
@@ -27,9 +27,10 @@ class Autodiff(NamedTuple):
     hoist: bool = False
 
     def scan(self, cell: Cell, params: Any, xs: jax.Array, carry: Any,
-             valid: Optional[jax.Array], *, reverse: bool, unroll: int):
+             valid: Optional[jax.Array], *, reverse: bool, unroll: int,
+             resets: Optional[jax.Array] = None):
         return scan_steps(cell, params, xs, carry, valid, reverse=reverse, unroll=unroll,
-                          hoist=self.hoist)
+                          hoist=self.hoist, resets=resets)
 
 
 class Checkpointed(NamedTuple):
@@ -40,7 +41,8 @@ class Checkpointed(NamedTuple):
     """
 
     def scan(self, cell: Cell, params: Any, xs: jax.Array, carry: Any,
-             valid: Optional[jax.Array], *, reverse: bool, unroll: int):
+             valid: Optional[jax.Array], *, reverse: bool, unroll: int,
+             resets: Optional[jax.Array] = None):
         wrap = partial(jax.checkpoint, prevent_cse=False)
         return scan_steps(cell, params, xs, carry, valid, reverse=reverse, unroll=unroll,
-                          wrap_step=wrap)
+                          wrap_step=wrap, resets=resets)

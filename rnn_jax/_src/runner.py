@@ -18,12 +18,13 @@ class Prepared(NamedTuple):
     xs: jax.Array          # (T, *batch, I)
     carry: Any             # initial carry, (*batch, ...)
     valid: Optional[jax.Array]  # (T, *batch) booleans, or None without lengths
+    resets: Optional[jax.Array]  # (T, *batch) booleans, or None
     T: int
     batch_shape: tuple
 
 
 def prepare(cell: Cell, params: Any, xs: Any, initial_carry: Any, lengths: Any,
-            time_major: bool) -> Prepared:
+            time_major: bool, resets: Any = None) -> Prepared:
     """Checks a run's arguments (trace time) and brings them to the loop's time-major form.
 
     The carry is made (zeros) or cast to the dtype the steps compute in, the result type of the
@@ -40,8 +41,11 @@ def prepare(cell: Cell, params: Any, xs: Any, initial_carry: Any, lengths: Any,
         v.check_carry(cell, initial_carry, batch_shape)
         initial_carry = jax.tree.map(lambda c: jnp.asarray(c, jnp.result_type(c, dtype)),
                                      initial_carry)
+    resets = v.check_resets(resets, T, batch_shape, time_major)
+    if resets is not None and not time_major:
+        resets = jnp.moveaxis(resets, -1, 0)
     xs_tm = xs if time_major else jnp.moveaxis(xs, -2, 0)
-    return Prepared(xs_tm, initial_carry, v.valid_mask(lengths, T), T, batch_shape)
+    return Prepared(xs_tm, initial_carry, v.valid_mask(lengths, T), resets, T, batch_shape)
 
 
 def run(
@@ -51,6 +55,7 @@ def run(
     initial_carry: Any = None,
     *,
     lengths: Optional[jax.Array] = None,
+    resets: Optional[jax.Array] = None,
     reverse: bool = False,
     time_major: bool = False,
     unroll: int = 1,
@@ -68,6 +73,9 @@ def run(
         Its carry is frozen after the last valid step (a zero-length sequence returns the
         initial carry) and its outputs past the end are zero. Under ``jit`` the values cannot
         be checked; steps with ``t >= lengths`` are then simply treated as padding.
+      resets: booleans of shape ``(*batch, T)`` (``(T, *batch)`` time-major): where True, the
+        carry is set to zeros before step ``t`` is read, e.g. where a new document starts in a
+        stream; no gradient flows back across a reset.
       reverse: read each sequence backwards, from its last valid step to ``t = 0``. Only the
         valid prefix is reversed; outputs come back in the original time order.
       time_major: layout of ``xs`` and of the outputs.
@@ -89,7 +97,8 @@ def run(
     method = Autodiff() if grad is None else grad
     if not callable(getattr(method, "scan", None)):
         raise TypeError(f"grad must be a gradient method such as rnn_jax.Autodiff(), got {grad!r}")
-    seq = prepare(cell, params, xs, initial_carry, lengths, time_major)
+    seq = prepare(cell, params, xs, initial_carry, lengths, time_major, resets)
+    kw = {} if seq.resets is None else {"resets": seq.resets}
     carry, ys = method.scan(cell, params, seq.xs, seq.carry, seq.valid,
-                            reverse=reverse, unroll=unroll)
+                            reverse=reverse, unroll=unroll, **kw)
     return carry, (ys if time_major else jnp.moveaxis(ys, 0, -2))

@@ -10,11 +10,23 @@ import jax.numpy as jnp
 from rnn_jax._src.cell import Cell
 
 
+def reset_to_zeros(carry: Any, reset: Optional[jax.Array]) -> Any:
+    """The carry with the entries of sequences where ``reset`` (shape ``batch``) set to zero."""
+    if reset is None:
+        return carry
+    return jax.tree.map(lambda c: jnp.where(reset[..., None], jnp.zeros((), c.dtype), c), carry)
+
+
 def masked_step(
-    cell: Cell, params: Any, carry: Any, xp: jax.Array, valid: Optional[jax.Array]
+    cell: Cell, params: Any, carry: Any, xp: jax.Array, valid: Optional[jax.Array],
+    reset: Optional[jax.Array] = None,
 ) -> tuple[Any, jax.Array]:
-    """``cell.recur`` with padding: where ``valid`` is False the carry is kept and ``y = 0``."""
-    new_carry, y = cell.recur(params, carry, xp)
+    """``cell.recur`` with padding and resets.
+
+    Where ``reset`` is True the step starts from a zero carry (a new document begins); where
+    ``valid`` is False the carry is kept unchanged (resets included) and ``y = 0``.
+    """
+    new_carry, y = cell.recur(params, reset_to_zeros(carry, reset), xp)
     if valid is None:
         return new_carry, y
     keep = valid[..., None]
@@ -33,6 +45,7 @@ def scan_steps(
     unroll: int = 1,
     hoist: bool = False,
     wrap_step: Optional[Callable[[Callable], Callable]] = None,
+    resets: Optional[jax.Array] = None,
 ) -> tuple[Any, jax.Array]:
     """Runs ``cell`` over time-major ``xs`` of shape ``(T, *batch, I)``.
 
@@ -43,22 +56,16 @@ def scan_steps(
       hoist: compute ``cell.project`` for all steps before the scan (one large matmul) instead
         of inside each step.
       wrap_step: a transformation of the step function, e.g. ``jax.checkpoint``.
+      resets: ``(T, *batch)`` booleans or None: the carry is set to zeros before the step.
 
     Returns:
       ``(final_carry, ys)`` with ``ys`` of shape ``(T, *batch, output_size)``.
     """
-    if hoist:
-        def step(c, inp):
-            xp, v = inp
-            return masked_step(cell, params, c, xp, v)
+    def step(c, inp):
+        x, v, r = inp
+        return masked_step(cell, params, c, x if hoist else cell.project(params, x), v, r)
 
-        inputs = (cell.project(params, xs), valid)
-    else:
-        def step(c, inp):
-            x, v = inp
-            return masked_step(cell, params, c, cell.project(params, x), v)
-
-        inputs = (xs, valid)
+    inputs = (cell.project(params, xs) if hoist else xs, valid, resets)
     if wrap_step is not None:
         step = wrap_step(step)
     return jax.lax.scan(step, carry, inputs, reverse=reverse, unroll=unroll)

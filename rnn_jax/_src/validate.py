@@ -60,6 +60,20 @@ def check_lengths(lengths: Any, T: int, batch_shape: tuple, argname: str = "leng
     return jnp.asarray(arr)
 
 
+def check_resets(resets: Any, T: int, batch_shape: tuple, time_major: bool,
+                 argname: str = "resets"):
+    """Boolean array of shape ``(*batch, T)`` (or ``(T, *batch)`` time-major), or None."""
+    if resets is None:
+        return None
+    arr = resets if isinstance(resets, jax.Array) else np.asarray(resets)
+    if arr.dtype != np.bool_:
+        raise TypeError(f"{argname} must be a boolean array, got dtype {arr.dtype}")
+    want = (T, *batch_shape) if time_major else (*batch_shape, T)
+    if tuple(arr.shape) != want:
+        raise ValueError(f"{argname} has shape {tuple(arr.shape)} but the inputs need {want}")
+    return jnp.asarray(arr)
+
+
 def _shapes(tree):
     return jax.tree.map(lambda a: tuple(a.shape), tree)
 

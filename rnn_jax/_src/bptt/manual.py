@@ -29,10 +29,12 @@ def _save_carry(step):
     return wrapped
 
 
-def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unroll=1, hoist=False):
+def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unroll=1, hoist=False,
+                         resets=None):
     """``scan_steps`` that also returns the carry entering each step: ``(final, ys, carries)``."""
     final, (ys, carries) = scan_steps(cell, params, xs, carry, valid, reverse=reverse,
-                                      unroll=unroll, hoist=hoist, wrap_step=_save_carry)
+                                      unroll=unroll, hoist=hoist, wrap_step=_save_carry,
+                                      resets=resets)
     return final, ys, carries
 
 
@@ -66,32 +68,33 @@ class ManualBPTT(NamedTuple):
     accumulate: bool = False
 
     def scan(self, cell: Cell, params: Any, xs: jax.Array, carry: Any,
-             valid: Optional[jax.Array], *, reverse: bool, unroll: int):
+             valid: Optional[jax.Array], *, reverse: bool, unroll: int,
+             resets: Optional[jax.Array] = None):
         _check_options(self.truncate, self.clip)
         bwd_cell = backward_for(cell)
 
         @jax.custom_vjp
-        def run(params, xs, carry, valid):
+        def run(params, xs, carry, valid, resets):
             return scan_steps(cell, params, xs, carry, valid, reverse=reverse, unroll=unroll,
-                              hoist=self.hoist)
+                              hoist=self.hoist, resets=resets)
 
-        def fwd(params, xs, carry, valid):
+        def fwd(params, xs, carry, valid, resets):
             final, ys, carries = forward_with_carries(cell, params, xs, carry, valid,
                                                       reverse=reverse, unroll=unroll,
-                                                      hoist=self.hoist)
-            return (final, ys), (params, xs, carries, valid)
+                                                      hoist=self.hoist, resets=resets)
+            return (final, ys), (params, xs, carries, valid, resets)
 
         def bwd(res, cotangents):
-            params, xs, carries, valid = res
+            params, xs, carries, valid, resets = res
             dfinal, dys = cotangents
             dparams, dcarry0, dxs = sequence_backward(
                 cell, bwd_cell, params, xs, carries, dys, dfinal, valid, reverse=reverse,
                 truncate=self.truncate, clip=self.clip, unroll=unroll, hoist=self.hoist,
-                accumulate=self.accumulate)
-            return dparams, dxs, dcarry0, None
+                accumulate=self.accumulate, resets=resets)
+            return dparams, dxs, dcarry0, None, None
 
         run.defvjp(fwd, bwd)
-        return run(params, xs, carry, valid)
+        return run(params, xs, carry, valid, resets)
 
 
 def _check_options(truncate, clip):
@@ -111,6 +114,7 @@ def bptt(
     initial_carry: Any = None,
     *,
     lengths: Optional[jax.Array] = None,
+    resets: Optional[jax.Array] = None,
     reverse: bool = False,
     time_major: bool = False,
     truncate: Optional[int] = None,
@@ -123,7 +127,7 @@ def bptt(
     returns the vector-Jacobian product of ``(final_carry, ys)`` with ``(dcarry, dys)``.
 
     Args:
-      cell, params, xs, initial_carry, lengths, reverse, time_major, unroll: as
+      cell, params, xs, initial_carry, lengths, resets, reverse, time_major, unroll: as
         :func:`rnn_jax.run`.
       dys: gradient of the outputs, the shape of ``ys`` (``(*batch, T, O)`` or time-major).
       dcarry: gradient of the final carry; zeros if None.
@@ -134,7 +138,7 @@ def bptt(
       ``(dparams, dinitial_carry, dxs)``, shaped as ``params``, the carry and ``xs``.
     """
     _check_options(truncate, clip)
-    seq = prepare(cell, params, xs, initial_carry, lengths, time_major)
+    seq = prepare(cell, params, xs, initial_carry, lengths, time_major, resets)
     T, batch_shape = seq.T, seq.batch_shape
     dys = jnp.asarray(dys)
     expected = (T, *batch_shape, cell.output_size) if time_major else \
@@ -148,8 +152,8 @@ def bptt(
     xs_tm, valid = seq.xs, seq.valid
     dys_tm = dys if time_major else jnp.moveaxis(dys, -2, 0)
     _, _, carries = forward_with_carries(cell, params, xs_tm, seq.carry, valid,
-                                         reverse=reverse, unroll=unroll)
+                                         reverse=reverse, unroll=unroll, resets=seq.resets)
     dparams, dcarry0, dxs = sequence_backward(
         cell, backward_for(cell), params, xs_tm, carries, dys_tm, dcarry, valid,
-        reverse=reverse, truncate=truncate, clip=clip, unroll=unroll)
+        reverse=reverse, truncate=truncate, clip=clip, unroll=unroll, resets=seq.resets)
     return dparams, dcarry0, (dxs if time_major else jnp.moveaxis(dxs, 0, -2))

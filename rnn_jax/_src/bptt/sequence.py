@@ -35,6 +35,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import CellBackward
 from rnn_jax._src.cell import Cell
+from rnn_jax._src.scan import reset_to_zeros
 
 
 def _where(keep, a, b):
@@ -57,6 +58,7 @@ def sequence_backward(
     unroll: int = 1,
     hoist: bool = False,
     accumulate: bool = False,
+    resets: Optional[jax.Array] = None,
 ) -> tuple[Any, Any, jax.Array]:
     """Gradients ``(dparams, dcarry0, dxs)`` of a time-major forward pass.
 
@@ -71,13 +73,16 @@ def sequence_backward(
       accumulate: add each step's parameter gradients into the scan's carry (small matmuls
         per step, memory independent of ``T``) instead of emitting ``δxp_t`` and contracting
         over all steps after the scan (one large matmul, a ``(T, *batch, G)`` buffer).
+      resets: ``(T, *batch)`` or None: where True the forward step started from a zero carry,
+        so the step is recomputed from zeros and no gradient reaches the carry before it.
     """
     T = xs.shape[0]
+    carries = reset_to_zeros(carries, resets)  # the carries the steps actually read
     xps = cell.project(params, xs) if hoist else None  # (T, *batch, G): one large matmul
 
     def body(state, inp):
         dc, acc = state if accumulate else (state, None)
-        carry, x, xp, dy, v, s = inp
+        carry, x, xp, dy, v, s, r = inp
         if xp is None:
             xp = cell.project(params, x)                   # (*batch, G), recomputed
         if v is not None:
@@ -87,6 +92,7 @@ def sequence_backward(
         else:
             dc_in = dc
         dc_prev, dxp, local = bwd.step(params, carry, xp, dc_in, dy)
+        dc_prev = reset_to_zeros(dc_prev, r)      # a reset cuts the path to the older carry
         if v is not None:
             dc_prev = _where(keep, dc_prev, dc)   # invalid step: the carry passed through
         if clip is not None:
@@ -102,7 +108,7 @@ def sequence_backward(
         return (dc_prev, acc), dx
 
     s = (T - 1 - jnp.arange(T)) if reverse else jnp.arange(T)  # scan step of time t
-    inputs = (carries, xs, xps, dys, valid, s if truncate is not None else None)
+    inputs = (carries, xs, xps, dys, valid, s if truncate is not None else None, resets)
     if accumulate:
         zeros = jax.tree.map(jnp.zeros_like, params)
         (dcarry0, dparams), dxs = jax.lax.scan(body, (dcarry, zeros), inputs,

@@ -1,0 +1,47 @@
+"""``rnn-jax sample``: draw text from a character-level model saved by ``rnn-jax train charlm``."""
+from __future__ import annotations
+
+NAME = "sample"
+HELP = "sample text from a trained character-level model"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True,
+                        help="run directory of `rnn-jax train charlm`")
+    parser.add_argument("--prime", default="", help="text the model reads before sampling")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--length", type=int, default=500, help="characters to draw")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--units-out", help="also save a heatmap PNG of the strongest hidden "
+                        "units over --units-text to this directory")
+    parser.add_argument("--units-text", help="text file for the unit pictures (default: the "
+                        "start of the first validation file of the corpus)")
+    parser.add_argument("--units", type=int, default=4, help="how many units to draw")
+
+
+def main(args) -> int:
+    import jax
+
+    from rnn_jax._src.train.data_text import Vocab
+    from rnn_jax._src.train.sampling import load_trained, sample
+
+    model, params, cfg = load_trained(args.checkpoint)
+    if cfg["task"] != "charlm":
+        print(f"{args.checkpoint} holds a {cfg['task']} model, not a character-level one")
+        return 1
+    text = sample(model, params, Vocab(cfg["vocab"]), jax.random.PRNGKey(args.seed),
+                  prime=args.prime, length=args.length,
+                  temperature=args.temperature)
+    print(text)
+    if args.units_out:
+        from rnn_jax._src.train.units import save_unit_pictures
+        if args.units_text:
+            with open(args.units_text, encoding="utf-8", errors="replace") as f:
+                source = f.read()
+        else:
+            from rnn_jax._src.train.data_text import load_corpus
+            source = load_corpus(cfg.get("data") or None, max_chars=cfg.get("max_chars")).valid[0]
+        paths = save_unit_pictures(model, params, Vocab(cfg["vocab"]), source[:3000],
+                                   args.units_out, k=args.units)
+        print("\n".join(paths))
+    return 0

@@ -1,0 +1,35 @@
+"""Training: optax steps, truncated BPTT, checkpoints, the classic tasks and char-RNN tools.
+
+Names are imported on first use, so that ``rnn_jax`` and its other commands work without the
+``train`` extra (flax for checkpoints, tqdm, matplotlib).
+"""
+import importlib
+
+_EXPORTS = {
+    "checkpoint": ("load_config", "restore_checkpoint", "save_checkpoint", "save_config"),
+    "data_tasks": ("ADDING_BASELINE_MSE", "AddingBatch", "CopyBatch", "adding_baseline",
+                   "adding_problem", "copy_baseline", "copy_baseline_closed_form", "copy_task",
+                   "copy_vocab_size"),
+    "data_text": ("Corpus", "Streams", "Vocab", "build_vocab", "encode_stream", "load_corpus",
+                  "make_streams", "stdlib_files"),
+    "experiment": ("default_config", "run_training"),
+    "loop": ("read_metrics", "train_loop"),
+    "models": ("Model", "ModelParams", "build_model", "hidden_for_budget"),
+    "ngram": ("NGram", "add_k_probs", "fit_ngram", "ngram_bits_per_char", "ngram_probs"),
+    "sampling": ("load_trained", "sample"),
+    "step": ("TrainState", "init_state", "make_optimizer", "make_train_step", "tbptt_loss"),
+    "units": ("indentation_depth", "pick_units", "plot_unit", "save_unit_pictures",
+              "unit_activations"),
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

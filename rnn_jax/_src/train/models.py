@@ -1,0 +1,126 @@
+"""Models for the training tasks: one rnn_jax cell followed by an ``rnn_jax.dense`` readout.
+
+A model is described by a small JSON-able config dict, so that ``rnn-jax sample`` can
+rebuild it from a checkpoint directory::
+
+    {"cell": "lstm", "input_size": 98, "hidden": 256, "output_size": 98,
+     "init": "default", "tokens": true}
+
+``tokens=True`` means integer inputs, fed to the cell one-hot.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+
+import rnn_jax
+from rnn_jax._src import initializers as inits
+
+CELLS = ("elman", "irnn", "lstm", "gru", "jordan")
+INITS = ("default", "orthogonal", "rotation", "identity", "glorot", "pytorch")
+
+
+class ModelParams(NamedTuple):
+    cell: Any
+    readout: Any
+
+
+class Model(NamedTuple):
+    """``init(key) -> params``; ``apply(params, xs, carry=None, resets=None) -> (carry, ys)``."""
+    config: dict
+    cell: Any
+    readout: Any
+    init: Callable
+    apply: Callable
+    initial_carry: Callable
+
+
+def _w_hh_init(name: str, hidden: int):
+    return {
+        "orthogonal": inits.orthogonal(),
+        "rotation": inits.random_rotation(),
+        "identity": inits.identity(),
+        "glorot": inits.glorot_uniform(),
+        "pytorch": inits.pytorch_uniform(hidden),
+    }[name]
+
+
+def make_cell(name: str, input_size: int, hidden: int, init: str = "default"):
+    """An rnn_jax cell by name; ``init`` chooses the recurrent weights' initialiser."""
+    if name not in CELLS:
+        raise ValueError(f"cell {name!r} is not one of {list(CELLS)}")
+    if init not in INITS:
+        raise ValueError(f"init {init!r} is not one of {list(INITS)}")
+    kw = {} if init == "default" else {"w_hh_init": _w_hh_init(init, hidden)}
+    if name == "irnn":
+        if kw:
+            raise ValueError("irnn fixes its own initialisation (W_hh = I); use --init default")
+        return rnn_jax.irnn(input_size, hidden)
+    if name == "jordan":
+        if kw:
+            raise ValueError("jordan's recurrent weights are (H, O); use --init default")
+        return rnn_jax.jordan(input_size, hidden)
+    return getattr(rnn_jax, name)(input_size, hidden, **kw)
+
+
+def build_model(config: dict) -> Model:
+    """The model of a config dict (see the module docstring)."""
+    cell = make_cell(config["cell"], config["input_size"], config["hidden"],
+                     config.get("init", "default"))
+    readout = rnn_jax.dense(cell.output_size, config["output_size"])
+    tokens = bool(config.get("tokens", False))
+    n_in = config["input_size"]
+
+    def init(key):
+        k_cell, k_out = jax.random.split(key)
+        return ModelParams(cell.init(k_cell), readout.init(k_out))
+
+    def initial_carry(batch_shape=()):
+        return cell.initial_carry(tuple(batch_shape))
+
+    def apply(params: ModelParams, xs, carry=None, resets: Optional[jax.Array] = None):
+        """``xs``: (B, T) tokens or (B, T, I) features; ``resets``: (B, T) bool, True where the
+        carry starts afresh before reading ``xs[:, t]``. Returns ``(carry, outputs (B, T, O))``."""
+        dtype = jax.tree.leaves(params.readout)[0].dtype
+        x = jax.nn.one_hot(xs, n_in, dtype=dtype) if tokens else xs
+        if carry is None:
+            carry = cell.initial_carry(x.shape[:-2], x.dtype)
+        carry, hs = rnn_jax.run(cell, params.cell, x, carry, resets=resets)
+        return carry, readout.apply(params.readout, hs)
+
+    return Model(dict(config), cell, readout, init, apply, initial_carry)
+
+
+def hidden_states(model: Model, params: ModelParams, xs, carry=None):
+    """Hidden state after every step (B, T, H) (the LSTM's ``h``), for unit visualisation."""
+    dtype = jax.tree.leaves(params.readout)[0].dtype
+    if model.config.get("tokens"):
+        xs = jax.nn.one_hot(xs, model.config["input_size"], dtype=dtype)
+    x = xs
+    _, hs = rnn_jax.run(model.cell, params.cell, x, carry)
+    return hs
+
+
+def count_params(tree) -> int:
+    return int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))
+
+
+def model_param_count(config: dict) -> int:
+    model = build_model(config)
+    return count_params(jax.eval_shape(model.init, jax.random.PRNGKey(0)))
+
+
+def hidden_for_budget(config: dict, budget: int) -> int:
+    """The hidden size whose model has the parameter count closest to ``budget``."""
+    lo, hi = 1, 1
+    while model_param_count({**config, "hidden": hi}) < budget:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if model_param_count({**config, "hidden": mid}) < budget:
+            lo = mid
+        else:
+            hi = mid
+    return min((lo, hi), key=lambda h: abs(model_param_count({**config, "hidden": h}) - budget))

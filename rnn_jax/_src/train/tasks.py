@@ -1,0 +1,156 @@
+"""The three experiments as data: model, loss, batches, evaluation and baselines.
+
+:func:`setup` turns a JSON-able run config (what ``rnn-jax train`` parses, and what it
+saves as ``config.json``) into a :class:`Setup`. Every batch is a pure function of the
+step number and the config, so resumed runs see the same data.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rnn_jax._src.train import data_tasks as tasks
+from rnn_jax._src.train import data_text as text
+from rnn_jax._src.train import ngram
+from rnn_jax._src.train.models import Model, build_model
+from rnn_jax._src.train.step import tbptt_loss
+
+DEFAULTS = {
+    "adding": dict(hidden=128, length=100, batch=20, lr=1e-3, optimizer="rmsprop", clip=1.0),
+    "copy": dict(hidden=128, length=50, batch=20, lr=1e-3, optimizer="rmsprop", clip=1.0),
+    "charlm": dict(hidden=256, length=64, batch=32, lr=2e-3, optimizer="adam", clip=5.0),
+}
+
+
+class Setup(NamedTuple):
+    model: Model
+    loss_fn: Callable         # (params, batch, carry, key) -> (loss, (carry, aux))
+    batch_fn: Callable        # step -> batch
+    eval_fn: Callable         # params -> dict of metrics
+    initial_carry: Any        # carried state at step 0 (None for the synthetic tasks)
+    baselines: dict           # name -> value, same units as the eval metric
+    items_per_step: int       # sequences or characters, for the throughput figure
+    extra: dict               # e.g. the vocabulary of charlm, saved in config.json
+
+
+def _keys(seed: int):
+    return jax.random.split(jax.random.PRNGKey(seed), 3)  # init, data, test
+
+
+def _no_carry(loss):
+    def loss_fn(params, batch, carry, key):
+        del key
+        return loss(params, batch), (carry, {})
+    return loss_fn
+
+
+def setup_adding(cfg: dict) -> Setup:
+    model = build_model(dict(cell=cfg["cell"], input_size=2, hidden=cfg["hidden"],
+                             output_size=1, init=cfg["init"]))
+    _, k_data, k_test = _keys(cfg["seed"])
+    T, B = cfg["length"], cfg["batch"]
+
+    def mse(params, batch):
+        _, ys = model.apply(params, batch.inputs)
+        return jnp.mean((ys[:, -1, 0] - batch.targets) ** 2)
+
+    test = tasks.adding_problem(k_test, cfg["eval_batch"], T)
+    eval_mse = jax.jit(mse)
+    return Setup(
+        model, _no_carry(mse),
+        lambda s: tasks.adding_problem(jax.random.fold_in(k_data, s), B, T),
+        lambda p: {"mse": eval_mse(p, test)}, None,
+        {"mse_predict_mean": tasks.ADDING_BASELINE_MSE,
+         "mse_predict_mean_measured": tasks.adding_baseline(k_test, length=T)},
+        B, {})
+
+
+def setup_copy(cfg: dict) -> Setup:
+    V = tasks.copy_vocab_size()
+    model = build_model(dict(cell=cfg["cell"], input_size=V, hidden=cfg["hidden"],
+                             output_size=V, init=cfg["init"], tokens=True))
+    _, k_data, k_test = _keys(cfg["seed"])
+    T, B = cfg["length"], cfg["batch"]
+
+    def xent(params, batch):
+        _, logits = model.apply(params, batch.inputs)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets))
+
+    def evaluate(params, batch):
+        _, logits = model.apply(params, batch.inputs)
+        ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets))
+        acc = jnp.mean(jnp.argmax(logits[:, -10:], -1) == batch.targets[:, -10:])
+        return {"xent": ce, "copy_accuracy": acc}
+
+    test = tasks.copy_task(k_test, cfg["eval_batch"], T)
+    eval_jit = jax.jit(evaluate)
+    return Setup(
+        model, _no_carry(xent),
+        lambda s: tasks.copy_task(jax.random.fold_in(k_data, s), B, T),
+        lambda p: eval_jit(p, test), None,
+        {"xent_memoryless": tasks.copy_baseline_closed_form(T),
+         "xent_memoryless_measured": tasks.copy_baseline(k_test, length=T)},
+        B, {})
+
+
+def _valid_rows(cfg, vocab, corpus):
+    stream = text.encode_stream(corpus.valid, vocab)[: cfg["valid_chars"] + 1]
+    return text.make_streams(stream, cfg["eval_batch"], cfg["length"])
+
+
+def setup_charlm(cfg: dict, *, vocab: text.Vocab | None = None) -> Setup:
+    paths = cfg.get("data") or None
+    corpus = text.load_corpus(paths, max_chars=cfg.get("max_chars"))
+    if vocab is None:
+        vocab = text.build_vocab(corpus.train, min_count=cfg["min_count"])
+    V = vocab.size
+    model = build_model(dict(cell=cfg["cell"], input_size=V, hidden=cfg["hidden"],
+                             output_size=V, init=cfg["init"], tokens=True))
+    train_tokens = text.encode_stream(corpus.train, vocab)
+    streams = text.make_streams(train_tokens, cfg["batch"], cfg["length"])
+    valid = _valid_rows(cfg, vocab, corpus)
+
+    def token_loss(logits, targets):
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets))
+
+    def batch_fn(s):
+        x, y = streams.chunk(s)
+        return jnp.asarray(x), jnp.asarray(y), jnp.asarray(text.resets_of(x))
+
+    @jax.jit
+    def eval_chunk(params, carry, x, y):
+        carry, logits = model.apply(params, x, carry, text.resets_of(x))
+        return carry, jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+    def evaluate(params):
+        carry, total = model.initial_carry((cfg["eval_batch"],)), 0.0
+        for c in range(valid.num_chunks):
+            carry, nll = eval_chunk(params, carry, *valid.chunk(c))
+            total += float(nll)
+        n = valid.num_chunks * valid.chunk_len * cfg["eval_batch"]
+        return {"bpc": total / n / math.log(2)}
+
+    baselines = {}
+    if cfg.get("ngram_order", 4) > 0:
+        order = cfg.get("ngram_order", 4)
+        lm = ngram.fit_ngram(train_tokens, V, order)
+        n = valid.num_chunks * valid.chunk_len
+        bits = [ngram.ngram_bits_per_char(lm, row[: n + 1]) for row in valid.tokens]
+        baselines[f"bpc_{order}gram_witten_bell"] = float(np.mean(bits))
+        bits = [ngram.ngram_bits_per_char(lm, row[: n + 1], add_k=1.0) for row in valid.tokens]
+        baselines[f"bpc_{order}gram_add_one"] = float(np.mean(bits))
+    return Setup(model, tbptt_loss(model.apply, token_loss), batch_fn, evaluate,
+                 model.initial_carry((cfg["batch"],)), baselines,
+                 cfg["batch"] * cfg["length"],
+                 {"vocab": vocab.chars, "train_chars": int(len(train_tokens)),
+                  "valid_chars_used": int(valid.num_chunks * valid.chunk_len * cfg["eval_batch"])})
+
+
+def setup(cfg: dict, **kw) -> Setup:
+    make = {"adding": setup_adding, "copy": setup_copy, "charlm": setup_charlm}[cfg["task"]]
+    return make(cfg, **kw)
