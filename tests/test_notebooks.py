@@ -21,7 +21,6 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("RNN_JAX_NOTEBOOK_SMALL", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     # Small problems: XLA's compile time dominates, so the kernel skips the expensive passes.
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0 "
                                     "--xla_llvm_disable_expensive_passes=true")
