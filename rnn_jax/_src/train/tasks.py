@@ -23,7 +23,7 @@ from rnn_jax._src.train.step import tbptt_loss
 DEFAULTS = {
     "adding": dict(hidden=128, length=100, batch=20, lr=1e-3, optimizer="rmsprop", clip=1.0),
     "copy": dict(hidden=128, length=50, batch=20, lr=1e-3, optimizer="rmsprop", clip=1.0),
-    "charlm": dict(hidden=256, length=64, batch=32, lr=2e-3, optimizer="adam", clip=5.0),
+    "charlm": dict(hidden=256, length=64, batch=32, lr=4e-3, optimizer="adam", clip=5.0),
 }
 
 

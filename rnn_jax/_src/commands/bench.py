@@ -1,0 +1,86 @@
+"""``rnn-jax bench``: time rnn_jax against flax, Equinox and PyTorch; write JSON and markdown.
+
+Examples::
+
+    rnn-jax bench                                  # every cell and shape, float32, 10 reps
+    rnn-jax bench --cells lstm --shapes 16x100x128x256 --reps 20
+    rnn-jax bench --shapes tiny --reps 1 --out /tmp/smoke
+
+Peers whose package is not installed are skipped with a note.
+
+PyTorch's OpenMP threads spin-wait between parallel regions by default; on a loaded machine
+that made ``torch.nn.LSTM`` 20-90x slower here and stole cores from the JAX variants timed
+after it. Unless the caller set it, this command therefore sets ``OMP_WAIT_POLICY=PASSIVE``
+before PyTorch is imported; the environment section of every report records the value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+
+from rnn_jax._src.bench.spec import CELLS, DTYPES, PASSES, SHAPES, TINY_SHAPE, parse_shape
+
+NAME = "bench"
+HELP = "benchmark rnn_jax against flax, Equinox and PyTorch (forward, forward+backward)"
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cells", type=_csv, default=CELLS, help="comma list of lstm,gru,elman")
+    parser.add_argument("--shapes", default="all",
+                        help="'all', 'tiny', or comma list of BxTxIxH (e.g. 16x100x128x256)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    parser.add_argument("--reps", type=int, default=10, help="timed repetitions (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls per variant")
+    parser.add_argument("--passes", type=_csv, default=PASSES, help="comma list of fwd,fwdbwd")
+    parser.add_argument("--peers", type=_csv, default=("flax", "equinox", "torch"),
+                        help="comma list of flax,equinox,torch (empty string for none)")
+    parser.add_argument("--impls", type=_csv, default=None,
+                        help="keep only variants whose name starts with one of these prefixes")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip comparing every variant's outputs/gradients with rnn_jax's")
+    parser.add_argument("--out", default="benchmarks/results",
+                        help="directory for bench.json and bench.md (default benchmarks/results)")
+    parser.add_argument("--name", default="bench", help="file stem of the outputs")
+
+
+def _shapes(text: str) -> tuple[tuple[int, int, int, int], ...]:
+    if text == "all":
+        return SHAPES
+    if text == "tiny":
+        return (TINY_SHAPE,)
+    return tuple(parse_shape(s) for s in _csv(text))
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    """The options of ``args`` as command-line words, for the report's reproduce line."""
+    words = ["--cells", ",".join(args.cells), "--shapes", args.shapes, "--dtype", args.dtype,
+             "--reps", str(args.reps), "--passes", ",".join(args.passes),
+             "--peers", ",".join(args.peers), "--out", args.out, "--name", args.name]
+    if args.impls:
+        words += ["--impls", ",".join(args.impls)]
+    return words + (["--no-check"] if args.no_check else [])
+
+
+def main(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp when torch loads
+    from rnn_jax._src.bench.harness import Options, run_benchmark
+    from rnn_jax._src.bench.report import markdown, write_json
+
+    options = Options(cells=args.cells, shapes=_shapes(args.shapes), dtype=args.dtype,
+                      reps=args.reps, warmup=args.warmup, passes=args.passes, peers=args.peers,
+                      impls=args.impls, check=not args.no_check)
+    result = run_benchmark(options)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, args.name)
+    write_json(stem + ".json", result)
+    command = "rnn-jax bench " + " ".join(shlex.quote(a) for a in _argv(args))
+    with open(stem + ".md", "w", encoding="utf-8") as f:
+        f.write(markdown(result, command))
+    print(f"wrote {stem}.json and {stem}.md")
+    return 0

@@ -1,0 +1,90 @@
+"""The benchmark harness runs end to end, and every peer computes what rnn_jax computes.
+
+One tiny problem (B=2, T=5, I=3, H=4), one repetition, every cell, both passes. The harness
+maps rnn_jax's PyTorch-layout weights into flax, Equinox and PyTorch layouts and back, so the
+peers' outputs and gradients agreeing with rnn_jax checks rnn_jax and the conversions against
+three independent implementations. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from rnn_jax._src.bench import harness, report
+from rnn_jax._src.bench.spec import CELLS, TINY_SHAPE
+from rnn_jax._src.cli import main as cli_main
+
+PEER_PREFIXES = {"flax": "flax:", "equinox": "equinox:", "torch": "torch"}
+EXPECTED_PEERS = {  # peer -> cells it implements
+    "flax": {"lstm", "gru", "elman"}, "equinox": {"lstm", "gru"}, "torch": {"lstm", "gru", "elman"},
+}
+REQUIRED_KEYS = {"cell", "impl", "shape", "pass", "median_ms", "compile_s"}
+
+
+@pytest.fixture(scope="module")
+def result():
+    peers = tuple(p for p in harness.PEERS if importlib.util.find_spec(p) is not None)
+    options = harness.Options(shapes=(TINY_SHAPE,), reps=1, warmup=1, peers=peers)
+    return harness.run_benchmark(options, log=lambda s: None)
+
+
+def test_records_have_required_keys_and_values(result):
+    records = result["records"]
+    assert records
+    for r in records:
+        assert REQUIRED_KEYS <= set(r)
+        assert r["cell"] in CELLS
+        assert r["pass"] in ("fwd", "fwdbwd")
+        assert r["shape"] == list(TINY_SHAPE)
+        assert r["median_ms"] > 0 and r["compile_s"] >= 0 and r["reps"] == 1
+    groups = {(r["cell"], r["pass"]) for r in records}
+    assert groups == {(c, p) for c in CELLS for p in ("fwd", "fwdbwd")}
+    for cell, pass_ in groups:
+        impls = {r["impl"] for r in records if (r["cell"], r["pass"]) == (cell, pass_)}
+        assert {"rnn_jax", "floor:scan", "floor:hoisted"} <= impls
+        if pass_ == "fwdbwd":
+            assert "rnn_jax:checkpointed" in impls
+
+
+def test_jax_variants_report_xla_memory(result):
+    for r in result["records"]:
+        if r["impl"] != "torch":
+            assert r["memory"]["temp_bytes"] >= 0
+
+
+def test_rnn_jax_gradient_methods_agree(result):
+    for r in result["records"]:
+        if r["impl"].startswith("rnn_jax"):
+            assert r["rel_error_vs_rnn_jax"] < 1e-5, r
+
+
+@pytest.mark.parametrize("peer", sorted(PEER_PREFIXES))
+def test_peer_outputs_and_gradients_match_rnn_jax(result, peer):
+    pytest.importorskip(peer)
+    records = [r for r in result["records"] if r["impl"].startswith(PEER_PREFIXES[peer])]
+    assert {r["cell"] for r in records} == EXPECTED_PEERS[peer]
+    for r in records:
+        assert r["rel_error_vs_rnn_jax"] < 1e-4, r
+
+
+def test_json_and_markdown(result, tmp_path):
+    path = tmp_path / "bench.json"
+    report.write_json(str(path), result)
+    loaded = json.loads(path.read_text())
+    assert len(loaded["records"]) == len(result["records"])
+    text = report.markdown(loaded, "rnn-jax bench --shapes tiny")
+    assert "## Environment" in text and "LSTM forward + backward" in text
+    assert loaded["environment"]["versions"]["jax"]
+    assert "### LSTM fwdbwd" in report.summary_md([loaded])
+
+
+def test_cli_subcommand_writes_outputs(tmp_path):
+    code = cli_main(["bench", "--cells", "elman", "--passes", "fwd", "--shapes", "2x3x2x3",
+                     "--reps", "1", "--peers", "", "--out", str(tmp_path)])
+    assert code == 0
+    records = json.loads((tmp_path / "bench.json").read_text())["records"]
+    assert {r["impl"] for r in records} >= {"rnn_jax", "floor:scan"}
+    assert (tmp_path / "bench.md").read_text().startswith("## Environment")
