@@ -65,6 +65,15 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarr
     return np.where(hit, values[i] if len(keys) else 0, 0)
 
 
+def _contexts(history: np.ndarray, n: int, v: int) -> tuple[np.ndarray, np.ndarray]:
+    """For an ``n``-gram: which rows have a full ``n-1`` history, and its context id (base ``v``)."""
+    h = history[:, history.shape[1] - (n - 1):] if n > 1 else history[:, :0]
+    ctx = np.zeros(len(history), np.int64)
+    for j in range(n - 1):
+        ctx = ctx * v + np.maximum(h[:, j], 0)
+    return np.all(h >= 0, axis=1), ctx
+
+
 def ngram_probs(model: NGram, history: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     """P(nxt | history) for a batch of queries.
 
@@ -78,11 +87,7 @@ def ngram_probs(model: NGram, history: np.ndarray, nxt: np.ndarray) -> np.ndarra
     p = np.full(nxt.shape, 1.0 / v)
     for k in range(1, model.order + 1):
         t = model.tables[k - 1]
-        h = history[:, history.shape[1] - (k - 1):] if k > 1 else history[:, :0]
-        valid = np.all(h >= 0, axis=1)
-        ctx = np.zeros(len(nxt), np.int64)
-        for j in range(k - 1):
-            ctx = ctx * v + np.maximum(h[:, j], 0)
+        valid, ctx = _contexts(history, k, v)
         c_h = _lookup(t.contexts, t.context_counts, ctx).astype(np.float64)
         n1 = _lookup(t.contexts, t.context_types, ctx).astype(np.float64)
         c_hc = _lookup(t.grams, t.gram_counts, ctx * v + nxt).astype(np.float64)
@@ -103,13 +108,10 @@ def add_k_probs(model: NGram, history: np.ndarray, nxt: np.ndarray, k: float = 1
     p = np.full(nxt.shape, 1.0 / v)
     for n in range(1, model.order + 1):
         t = model.tables[n - 1]
-        h = history[:, history.shape[1] - (n - 1):] if n > 1 else history[:, :0]
-        ctx = np.zeros(len(nxt), np.int64)
-        for j in range(n - 1):
-            ctx = ctx * v + np.maximum(h[:, j], 0)
+        valid, ctx = _contexts(history, n, v)
         c_h = _lookup(t.contexts, t.context_counts, ctx).astype(np.float64)
         c_hc = _lookup(t.grams, t.gram_counts, ctx * v + nxt).astype(np.float64)
-        p = np.where(np.all(h >= 0, axis=1), (c_hc + k) / (c_h + k * v), p)
+        p = np.where(valid, (c_hc + k) / (c_h + k * v), p)
     return p
 
 
