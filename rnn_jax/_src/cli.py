@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sys
 from typing import Optional, Sequence
 
 from rnn_jax._src import commands
@@ -30,6 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Optional packages and the extra of pyproject.toml that installs each.
+EXTRAS = {"matplotlib": "plot", "flax": "train", "tqdm": "train", "torch": "bench",
+          "equinox": "bench"}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args._main(args) or 0)
+    try:
+        return int(args._main(args) or 0)
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"rnn-jax {args.command}: needs the optional package {err.name!r}; "
+              f"install it with: pip install 'rnn-jax[{extra}]'", file=sys.stderr)
+        return 2
