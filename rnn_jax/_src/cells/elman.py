@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, Options, check_size, gate_weights, linear, zeros_carry
+from rnn_jax._src.cell import Cell, Options, add_linear, affine, check_size, gate_weights, linear, zeros_carry
 from rnn_jax._src.params import ElmanParams
 
 
@@ -47,10 +47,10 @@ def elman(
                                          w_ih_init, w_hh_init, bias_init, dtype))
 
     def project(params: ElmanParams, x: jax.Array) -> jax.Array:
-        return linear(x, params.w_ih) + (params.b_ih + params.b_hh)
+        return affine(x, params.w_ih, params.b_ih + params.b_hh)
 
     def recur(params: ElmanParams, h: jax.Array, xp: jax.Array):
-        h = act(xp + linear(h, params.w_hh))
+        h = act(add_linear(xp, h, params.w_hh))
         return h, h
 
     return Cell("elman", input_size, hidden_size, hidden_size, Options(activation=act_name),

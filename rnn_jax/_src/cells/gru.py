@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
-from rnn_jax._src.cell import Cell, Options, check_options, check_size, gate_weights, linear, zeros_carry
+from rnn_jax._src.cell import Cell, Options, affine, check_options, check_size, gate_weights, linear, zeros_carry
 from rnn_jax._src.params import GRUParams
 
 RESETS = ("after", "before")
@@ -51,7 +51,7 @@ def gru(
         b = params.b_ih + params.b_hh
         if reset == "after":
             b = jnp.concatenate([b[:2 * H], params.b_ih[2 * H:]])
-        return linear(x, params.w_ih) + b
+        return affine(x, params.w_ih, b)
 
     def recur(params: GRUParams, h: jax.Array, xp: jax.Array):
         x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)

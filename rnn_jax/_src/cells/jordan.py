@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, Options, check_size, linear, zeros_carry
+from rnn_jax._src.cell import Cell, Options, add_linear, affine, check_size, linear, zeros_carry
 from rnn_jax._src.params import JordanParams
 
 
@@ -56,10 +56,10 @@ def jordan(
         )
 
     def project(params: JordanParams, x: jax.Array) -> jax.Array:
-        return linear(x, params.w_ih) + params.b_ih
+        return affine(x, params.w_ih, params.b_ih)
 
     def recur(params: JordanParams, y_prev: jax.Array, xp: jax.Array):
-        h = act(xp + linear(y_prev, params.w_yh))
+        h = act(add_linear(xp, y_prev, params.w_yh))
         y = out_act(linear(h, params.w_hy) + params.b_y)
         return y, y
 

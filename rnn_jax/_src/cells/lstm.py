@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, Options, check_size, gate_weights, linear
+from rnn_jax._src.cell import Cell, Options, add_linear, affine, check_size, gate_weights, linear
 from rnn_jax._src.params import LSTMCarry, LSTMParams
 
 
@@ -77,10 +77,10 @@ def lstm(
         return LSTMCarry(jnp.zeros((*batch_shape, P), dtype), jnp.zeros((*batch_shape, H), dtype))
 
     def project(params: LSTMParams, x: jax.Array) -> jax.Array:
-        return linear(x, params.w_ih) + (params.b_ih + params.b_hh)
+        return affine(x, params.w_ih, params.b_ih + params.b_hh)
 
     def recur(params: LSTMParams, carry: LSTMCarry, xp: jax.Array):
-        a = xp + linear(carry.h, params.w_hh)
+        a = add_linear(xp, carry.h, params.w_hh)
         a_i, a_f, a_g, a_o = jnp.split(a, 4, axis=-1)
         if params.w_ci is not None:
             a_i = a_i + params.w_ci * carry.c
