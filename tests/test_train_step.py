@@ -1,5 +1,4 @@
 """The optax step, truncated BPTT with resets, checkpoints and exact resumption."""
-import json
 import os
 
 import jax

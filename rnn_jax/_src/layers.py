@@ -8,7 +8,7 @@ and return layers, so they nest: ``stacked([bidirectional(lstm(I, H)), lstm(2 * 
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, NamedTuple, Sequence, Union
 
 import jax
 import jax.numpy as jnp

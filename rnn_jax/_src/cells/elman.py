@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, Options, add_linear, affine, check_size, gate_weights, linear, zeros_carry
+from rnn_jax._src.cell import Cell, Options, add_linear, affine, check_size, gate_weights, zeros_carry
 from rnn_jax._src.params import ElmanParams
 
 

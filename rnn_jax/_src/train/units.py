@@ -10,7 +10,7 @@ character's background coloured by the unit's value, one PNG per unit.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
