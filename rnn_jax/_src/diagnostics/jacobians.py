@@ -32,6 +32,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from rnn_jax._src.cell import Cell
+from rnn_jax._src.scan import scan_steps
 
 METHODS = ("vjp", "jacrev", "manual")
 
@@ -63,15 +64,19 @@ def trajectory(cell: Cell, params: Any, xs: jax.Array, carry0: Any = None):
     """
     xs = _check_sequence(cell, xs)
     carry0 = initial_state(cell, params, carry0)
-    flat0, unravel = ravel_pytree(carry0)
-    xps = cell.project(params, xs)
+    flat0, _ = ravel_pytree(carry0)
+    _, carries = scan_steps(cell, params, xs, carry0, None, wrap_step=_emit_carry)  # the one loop
+    states = jax.vmap(lambda c: ravel_pytree(c)[0])(carries)
+    return jnp.concatenate([flat0[None], states], axis=0), cell.project(params, xs)
 
-    def step(flat, xp):
-        new = ravel_pytree(cell.recur(params, unravel(flat), xp)[0])[0]
+
+def _emit_carry(step: Callable) -> Callable:
+    """A ``scan_steps`` step that outputs the new carry instead of ``y``."""
+    def wrapped(carry, inp):
+        new, _ = step(carry, inp)
         return new, new
 
-    _, states = jax.lax.scan(step, flat0, xps)
-    return jnp.concatenate([flat0[None], states], axis=0), xps
+    return wrapped
 
 
 def flat_step(cell: Cell, params: Any, carry0: Any = None) -> Callable:
