@@ -18,12 +18,15 @@ import jax.numpy as jnp
 import rnn_jax
 
 METHODS = {
+    "default": None,
     "autodiff": rnn_jax.Autodiff(),
     "autodiff hoist": rnn_jax.Autodiff(hoist=True),
     "checkpointed": rnn_jax.Checkpointed(),
     "manual": rnn_jax.ManualBPTT(),
     "manual hoist": rnn_jax.ManualBPTT(hoist=True),
     "manual accumulate": rnn_jax.ManualBPTT(accumulate=True),
+    "manual recompute": rnn_jax.ManualBPTT(recompute=True),
+    "manual recompute accumulate": rnn_jax.ManualBPTT(recompute=True, accumulate=True),
 }
 
 
@@ -49,10 +52,10 @@ def main() -> None:
     cell = getattr(rnn_jax, a.cell)(a.size, a.size)
     print(f"{a.cell} B={a.batch} I=H={a.size} float32, jax.grad of sum(ys); "
           f"XLA temp memory in MiB ({jax.devices()[0].platform})")
-    print(f"{'method':<16}" + "".join(f"{f'T={T}':>12}" for T in a.T))
+    print(f"{'method':<28}" + "".join(f"{f'T={T}':>12}" for T in a.T))
     for name, method in METHODS.items():
         row = [measure(cell, method, a.batch, T)["temp"] / 2**20 for T in a.T]
-        print(f"{name:<16}" + "".join(f"{m:>12.1f}" for m in row))
+        print(f"{name:<28}" + "".join(f"{m:>12.1f}" for m in row))
     carry = a.batch * (2 * a.size) * 4 / 2**20
     print("reference: carries (h, c) per step "
           + ", ".join(f"T={T}: {carry * T:.1f}" for T in a.T)

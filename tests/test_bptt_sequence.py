@@ -24,7 +24,10 @@ def _pairing(dys, dcarry, final, ys):
 @given(case=st.sampled_from(EXACT), B=st.sampled_from([1, 3]), T=st.sampled_from([1, 6]),
        I=st.sampled_from([1, 3]), H=st.sampled_from([1, 4]), reverse=st.booleans(),
        use_lengths=st.booleans(), method=st.sampled_from([{}, {"hoist": True},
-                                                          {"accumulate": True}]),
+                                                          {"accumulate": True},
+                                                          {"recompute": True},
+                                                          {"recompute": True,
+                                                           "accumulate": True}]),
        unroll=st.sampled_from([1, 2]), seed=st.integers(0, 2**16), data=st.data())
 def test_manual_matches_autodiff(case, B, T, I, H, reverse, use_lengths, method, unroll, seed,
                                  data):
@@ -188,3 +191,31 @@ def test_float32_tolerance(name):
     manual, auto = call_compiled(grads, params, xs)
     assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(manual))
     assert _scaled_err(manual, auto) <= F32_TOL
+
+
+def test_default_gradient_is_manual_for_own_cells_only():
+    """``run`` differentiates rnn_jax's cells with ManualBPTT (its HLO is the default's), and a
+    user's cell that merely borrows the name "lstm" with autodiff, so its gradient stays right."""
+    from rnn_jax._src.runner import default_method
+
+    own = rnn_jax.lstm(3, 4)
+    assert default_method(own) == rnn_jax.ManualBPTT()
+    scale = 0.5
+
+    def recur(p, c, xp):  # an LSTM step with an extra scale: different equations, same name
+        new, y = own.recur(p, c, xp)
+        return rnn_jax.LSTMCarry(scale * new.h, new.c), scale * y
+
+    mine = own._replace(recur=recur)
+    assert default_method(mine) == rnn_jax.Autodiff()
+    params = jax.tree.map(lambda a: a.astype(F64), own.init(jax.random.key(0)))
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 3), F64)
+
+    def loss(p, cell, grad=None):
+        return jnp.sum(jnp.sin(rnn_jax.run(cell, p, xs, grad=grad)[1]))
+
+    for cell in (own, mine):
+        g_default = jax.grad(loss)(params, cell)
+        g_auto = jax.grad(loss)(params, cell, rnn_jax.Autodiff())
+        assert rel_err(g_default, g_auto) <= 1e-10
+    assert rel_err(jax.grad(loss)(params, own), jax.grad(loss)(params, mine)) > 1e-3

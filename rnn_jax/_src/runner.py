@@ -48,6 +48,19 @@ def prepare(cell: Cell, params: Any, xs: Any, initial_carry: Any, lengths: Any,
     return Prepared(xs_tm, initial_carry, v.valid_mask(lengths, T), resets, T, batch_shape)
 
 
+def default_method(cell: Cell) -> Any:
+    """The gradient method ``run`` uses when ``grad`` is None.
+
+    :class:`rnn_jax.ManualBPTT` for rnn_jax's own cells (the fastest: no matmul is redone and
+    the weight gradients are a few large contractions after the backward scan), else
+    :class:`rnn_jax.Autodiff`.
+    """
+    from rnn_jax._src.bptt.manual import ManualBPTT
+    from rnn_jax._src.bptt.registry import has_backward
+
+    return ManualBPTT() if has_backward(cell) else Autodiff()
+
+
 def run(
     cell: Cell,
     params: Any,
@@ -80,8 +93,10 @@ def run(
         valid prefix is reversed; outputs come back in the original time order.
       time_major: layout of ``xs`` and of the outputs.
       unroll: passed to ``lax.scan``.
-      grad: the gradient method, :class:`rnn_jax.Autodiff` (default),
-        :class:`rnn_jax.Checkpointed` or :class:`rnn_jax.ManualBPTT`.
+      grad: the gradient method: :class:`rnn_jax.ManualBPTT` (the default for rnn_jax's own
+        cells), :class:`rnn_jax.Autodiff` (the default for other cells; use it for forward-mode
+        ``jax.jvp`` / ``jax.jacfwd``, which a custom VJP does not support) or
+        :class:`rnn_jax.Checkpointed`.
 
     Returns:
       ``(final_carry, ys)``: the carry after each sequence's last valid step, and the outputs,
@@ -94,7 +109,8 @@ def run(
     v.check_unroll(unroll)
     if not isinstance(reverse, bool):
         raise TypeError(f"reverse must be a bool, got {reverse!r}")
-    method = Autodiff() if grad is None else grad
+    v.check_cell(cell)
+    method = default_method(cell) if grad is None else grad
     if not callable(getattr(method, "scan", None)):
         raise TypeError(f"grad must be a gradient method such as rnn_jax.Autodiff(), got {grad!r}")
     seq = prepare(cell, params, xs, initial_carry, lengths, time_major, resets)

@@ -2,10 +2,14 @@
 
 Every per-cell module exposes the same three functions, collected in a :class:`CellBackward`:
 
-* ``step(params, carry, xp, dcarry, dy) -> (dcarry_prev, dxp, local)``: the vector-Jacobian
-  product of ``cell.recur`` for the carry and ``xp``. The gate pre-activations are recomputed
-  from ``(carry, xp)``; ``local`` holds the few per-step arrays the weight gradients need beyond
-  ``dxp`` and the carry (``None`` for Elman).
+* ``preact(params, carry, xp) -> pre``: the parts of the forward step that take a matmul with
+  the carry (the gate pre-activations, e.g. ``a = xp + W_hh h`` of an LSTM). Computed with the
+  same helpers as ``cell.recur``, so that the forward pass can save them at no extra cost (XLA
+  merges the identical matmuls) and the backward step need not redo them.
+* ``step(params, carry, xp, dcarry, dy, pre=None) -> (dcarry_prev, dxp, local)``: the
+  vector-Jacobian product of ``cell.recur`` for the carry and ``xp``. Without ``pre`` the gate
+  pre-activations are recomputed from ``(carry, xp)``; ``local`` holds the few per-step arrays
+  the weight gradients need beyond ``dxp`` and the carry (``None`` for Elman).
 * ``recur_grads(params, carry, dxp, local) -> dparams``: the gradient of ``cell.recur`` with
   respect to ``params``, summed over every leading axis (time and batch at once, so over a whole
   sequence it is one large contraction, ``dW_hh = Σ_t da_tᵀ h_{t-1}``).
@@ -15,7 +19,7 @@ Every per-cell module exposes the same three functions, collected in a :class:`C
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +35,7 @@ class CellBackward(NamedTuple):
     step: Callable[..., tuple[Any, Array, Any]]
     recur_grads: Callable[..., Any]
     project_grads: Callable[..., tuple[Any, Array]]
+    preact: Optional[Callable[..., Any]] = None
 
 
 def function(act: Any) -> Callable[[Array], Array]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import CellBackward, derivative, function, lead_sum, matmul, outer_sum
-from rnn_jax._src.cell import Cell, linear
+from rnn_jax._src.cell import Cell, add_linear
 from rnn_jax._src.params import ElmanParams
 
 
@@ -26,8 +26,11 @@ def backward(cell: Cell) -> CellBackward:
     act = cell.options["activation"]
     phi, dphi = function(act), derivative(act)
 
-    def step(params: ElmanParams, h_prev, xp, dh, dy):
-        a = xp + linear(h_prev, params.w_hh)             # (..., H), recomputed
+    def preact(params: ElmanParams, h_prev, xp):
+        return add_linear(xp, h_prev, params.w_hh)      # (..., H), as cell.recur
+
+    def step(params: ElmanParams, h_prev, xp, dh, dy, pre=None):
+        a = preact(params, h_prev, xp) if pre is None else pre
         da = dphi(a, phi(a), dh + dy)                    # (..., H)
         return matmul(da, params.w_hh), da, None
 
@@ -40,4 +43,4 @@ def backward(cell: Cell) -> CellBackward:
         return ElmanParams(outer_sum(dxp, x), jnp.zeros_like(params.w_hh), db, db), \
             matmul(dxp, params.w_ih)
 
-    return CellBackward(step, recur_grads, project_grads)
+    return CellBackward(step, recur_grads, project_grads, preact)

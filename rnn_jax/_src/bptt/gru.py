@@ -37,19 +37,29 @@ def backward(cell: Cell) -> CellBackward:
     after = cell.options["reset"] == "after"
     H = cell.hidden_size
 
-    def step(params: GRUParams, h, xp, dcarry, dy):
+    def preact(params: GRUParams, h, xp):
+        """after: ``W_hh h`` (..., 3H); before: ``(W_{hr,hz} h, W_hn (r ⊙ h))``, as cell.recur."""
+        if after:
+            return linear(h, params.w_hh)
+        x_r, x_z, _ = jnp.split(xp, 3, axis=-1)
+        h_r, h_z = jnp.split(linear(h, params.w_hh[:2 * H]), 2, axis=-1)
+        rh = jax.nn.sigmoid(x_r + h_r) * h
+        return jnp.concatenate([h_r, h_z], axis=-1), linear(rh, params.w_hh[2 * H:])
+
+    def step(params: GRUParams, h, xp, dcarry, dy, pre=None):
+        pre = preact(params, h, xp) if pre is None else pre
         x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)        # (..., H) each
         dh_new = dcarry + dy
         if after:
-            h_r, h_z, h_n = jnp.split(linear(h, params.w_hh), 3, axis=-1)
+            h_r, h_z, h_n = jnp.split(pre, 3, axis=-1)
             r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
             u = h_n + params.b_hh[2 * H:]
             n = jnp.tanh(x_n + r * u)
         else:
-            h_r, h_z = jnp.split(linear(h, params.w_hh[:2 * H]), 2, axis=-1)
+            h_r, h_z = jnp.split(pre[0], 2, axis=-1)
             r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
             rh = r * h
-            n = jnp.tanh(x_n + linear(rh, params.w_hh[2 * H:]))
+            n = jnp.tanh(x_n + pre[1])
         da_n = (1 - n * n) * ((1 - z) * dh_new)
         da_z = z * (1 - z) * ((h - n) * dh_new)
         dh = z * dh_new
@@ -82,4 +92,4 @@ def backward(cell: Cell) -> CellBackward:
         return GRUParams(outer_sum(dxp, x), jnp.zeros_like(params.w_hh), db, db_hh), \
             matmul(dxp, params.w_ih)
 
-    return CellBackward(step, recur_grads, project_grads)
+    return CellBackward(step, recur_grads, project_grads, preact)

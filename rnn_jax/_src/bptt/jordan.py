@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import CellBackward, derivative, function, lead_sum, matmul, outer_sum
-from rnn_jax._src.cell import Cell, linear
+from rnn_jax._src.cell import Cell, add_linear, linear
 from rnn_jax._src.params import JordanParams
 
 
@@ -29,10 +29,13 @@ def backward(cell: Cell) -> CellBackward:
     phi, dphi = function(hidden), derivative(hidden)
     g, dg = function(out), derivative(out)
 
-    def step(params: JordanParams, y_prev, xp, dcarry, dy):
-        a = xp + linear(y_prev, params.w_yh)             # (..., H)
+    def preact(params: JordanParams, y_prev, xp):
+        a = add_linear(xp, y_prev, params.w_yh)          # (..., H), as cell.recur
+        return a, linear(phi(a), params.w_hy) + params.b_y   # and b: (..., O)
+
+    def step(params: JordanParams, y_prev, xp, dcarry, dy, pre=None):
+        a, b = preact(params, y_prev, xp) if pre is None else pre
         h = phi(a)
-        b = linear(h, params.w_hy) + params.b_y          # (..., O)
         db = dg(b, g(b), dcarry + dy)                    # (..., O)
         da = dphi(a, h, matmul(db, params.w_hy))         # (..., H)
         return matmul(da, params.w_yh), da, (db, h)
@@ -48,4 +51,4 @@ def backward(cell: Cell) -> CellBackward:
         return JordanParams(outer_sum(dxp, x), z(params.w_yh), lead_sum(dxp), z(params.w_hy),
                             z(params.b_y)), matmul(dxp, params.w_ih)
 
-    return CellBackward(step, recur_grads, project_grads)
+    return CellBackward(step, recur_grads, project_grads, preact)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import CellBackward, derivative, function, lead_sum, matmul, outer_sum
-from rnn_jax._src.cell import Cell, linear
+from rnn_jax._src.cell import Cell, add_linear
 from rnn_jax._src.params import LSTMCarry, LSTMParams
 
 
@@ -39,9 +39,12 @@ def backward(cell: Cell) -> CellBackward:
     phc, dphc = function(opts["cell_activation"]), derivative(opts["cell_activation"])
     phh, dphh = function(opts["output_activation"]), derivative(opts["output_activation"])
 
-    def step(params: LSTMParams, carry: LSTMCarry, xp, dcarry: LSTMCarry, dy):
-        # Recompute the forward step from (carry, xp).
-        a = xp + linear(carry.h, params.w_hh)             # (..., 4H)
+    def preact(params: LSTMParams, carry: LSTMCarry, xp):
+        return add_linear(xp, carry.h, params.w_hh)      # (..., 4H), as cell.recur
+
+    def step(params: LSTMParams, carry: LSTMCarry, xp, dcarry: LSTMCarry, dy, pre=None):
+        # The forward step from (carry, a): elementwise only once ``a`` is given.
+        a = preact(params, carry, xp) if pre is None else pre
         a_i, a_f, a_g, a_o = jnp.split(a, 4, axis=-1)    # (..., H) each
         if peephole:
             a_i = a_i + params.w_ci * carry.c
@@ -86,4 +89,4 @@ def backward(cell: Cell) -> CellBackward:
         return LSTMParams(outer_sum(dxp, x), z(params.w_hh), db, db, z(params.w_ci),
                           z(params.w_cf), z(params.w_co), z(params.w_hr)), matmul(dxp, params.w_ih)
 
-    return CellBackward(step, recur_grads, project_grads)
+    return CellBackward(step, recur_grads, project_grads, preact)

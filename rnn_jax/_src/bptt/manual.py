@@ -1,9 +1,11 @@
 """The ``ManualBPTT`` gradient method and :func:`bptt`, the sequence backward as a function.
 
 The forward pass is the runner's one loop, :func:`rnn_jax._src.scan.scan_steps`, with a
-``wrap_step`` that also emits the carry entering each step; those carries are the only
-residuals. A ``jax.custom_vjp`` then replaces JAX's backward pass by
-:func:`sequence_backward`, which recomputes the gate pre-activations from the saved carries.
+``wrap_step`` that also emits the carry entering each step and, unless ``recompute=True``, the
+step's gate pre-activations (``CellBackward.preact``: the results of the matmuls with the
+carry, which XLA shares with the step itself). A ``jax.custom_vjp`` then replaces JAX's
+backward pass by :func:`sequence_backward`: one reverse scan whose only matmul per step is
+``δa W_hh`` for the carry's gradient, and a few large contractions for the weight gradients.
 """
 
 from __future__ import annotations
@@ -14,39 +16,51 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src import validate as v
+from rnn_jax._src.bptt.common import CellBackward
 from rnn_jax._src.bptt.registry import backward_for
 from rnn_jax._src.bptt.sequence import sequence_backward
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.runner import prepare
-from rnn_jax._src.scan import scan_steps
-
-
-def _save_carry(step):
-    def wrapped(carry, inp):
-        new_carry, y = step(carry, inp)
-        return new_carry, (y, carry)
-
-    return wrapped
+from rnn_jax._src.scan import reset_to_zeros, scan_steps
 
 
 def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unroll=1, hoist=False,
-                         resets=None):
-    """``scan_steps`` that also returns the carry entering each step: ``(final, ys, carries)``."""
-    final, (ys, carries) = scan_steps(cell, params, xs, carry, valid, reverse=reverse,
-                                      unroll=unroll, hoist=hoist, wrap_step=_save_carry,
-                                      resets=resets)
-    return final, ys, carries
+                         resets=None, bwd: Optional[CellBackward] = None):
+    """``scan_steps`` that also returns what each step read: ``(final, ys, carries, pres)``.
+
+    ``carries`` is the carry entering each step; ``pres`` is ``bwd.preact`` of each step (None
+    without ``bwd``), computed from the same operands as the step, so XLA evaluates the shared
+    matmuls once.
+    """
+    def save(step):
+        def wrapped(c, inp):
+            new_carry, y = step(c, inp)
+            if bwd is None:
+                return new_carry, (y, c, None)
+            x, _, r = inp
+            xp = x if hoist else cell.project(params, x)
+            return new_carry, (y, c, bwd.preact(params, reset_to_zeros(c, r), xp))
+
+        return wrapped
+
+    final, (ys, carries, pres) = scan_steps(cell, params, xs, carry, valid, reverse=reverse,
+                                            unroll=unroll, hoist=hoist, wrap_step=save,
+                                            resets=resets)
+    return final, ys, carries, pres
 
 
 class ManualBPTT(NamedTuple):
-    """Hand-written backpropagation through time behind a ``jax.custom_vjp``.
+    """Hand-written backpropagation through time behind a ``jax.custom_vjp``; the default.
 
-    The forward pass stores only the carry entering each step (``(T, *batch, carry)``); the
-    backward pass is one reverse ``lax.scan`` of the per-cell backward steps
-    (``rnn_jax._src.bptt.{elman,jordan,lstm,gru}``), which recompute the gate pre-activations,
-    followed by single large contractions for the weight gradients. Without ``truncate`` and
-    ``clip`` the gradients equal :class:`rnn_jax.Autodiff`'s to rounding. Reverse mode only
-    (``jax.grad``, ``jax.vjp``); ``jax.jvp`` of a custom-VJP function is not defined.
+    The forward pass stores the carry entering each step (``(T, *batch, carry)``) and the gate
+    pre-activations (``(T, *batch, G)``, ``G = 4H`` for an LSTM); the backward pass is one
+    reverse ``lax.scan`` of the per-cell backward steps (``rnn_jax._src.bptt.{elman,jordan,
+    lstm,gru}``), elementwise but for the one matmul ``δa W_hh`` per step, followed by single
+    large contractions for the weight gradients, where JAX's own backward pass of the scan
+    adds a small ``δa hᵀ`` product into each weight gradient at every step. Without
+    ``truncate`` and ``clip`` the gradients equal :class:`rnn_jax.Autodiff`'s to rounding.
+    Reverse mode only (``jax.grad``, ``jax.vjp``, ``jax.jacrev``); ``jax.jvp`` of a custom-VJP
+    function is not defined, so use ``grad=rnn_jax.Autodiff()`` for forward mode.
 
     Attributes:
       truncate: ``k``: truncated BPTT, no gradient crosses a boundary every ``k`` scan steps
@@ -60,12 +74,17 @@ class ManualBPTT(NamedTuple):
         step; memory: the carries only) instead of emitting ``δxp_t`` and contracting over
         all steps at once after the scan (one large matmul; memory: carries plus a
         ``(T, *batch, G)`` buffer).
+      recompute: store only the carries and recompute the gate pre-activations in the
+        backward pass (one more matmul per step). ``ManualBPTT(recompute=True,
+        accumulate=True)`` keeps the backward pass's memory at the carries alone, as
+        :class:`rnn_jax.Checkpointed` does.
     """
 
     truncate: Optional[int] = None
     clip: Optional[float] = None
     hoist: bool = False
     accumulate: bool = False
+    recompute: bool = False
 
     def scan(self, cell: Cell, params: Any, xs: jax.Array, carry: Any,
              valid: Optional[jax.Array], *, reverse: bool, unroll: int,
@@ -78,19 +97,21 @@ class ManualBPTT(NamedTuple):
             return scan_steps(cell, params, xs, carry, valid, reverse=reverse, unroll=unroll,
                               hoist=self.hoist, resets=resets)
 
+        save = None if self.recompute or bwd_cell.preact is None else bwd_cell
+
         def fwd(params, xs, carry, valid, resets):
-            final, ys, carries = forward_with_carries(cell, params, xs, carry, valid,
-                                                      reverse=reverse, unroll=unroll,
-                                                      hoist=self.hoist, resets=resets)
-            return (final, ys), (params, xs, carries, valid, resets)
+            final, ys, carries, pres = forward_with_carries(
+                cell, params, xs, carry, valid, reverse=reverse, unroll=unroll,
+                hoist=self.hoist, resets=resets, bwd=save)
+            return (final, ys), (params, xs, carries, pres, valid, resets)
 
         def bwd(res, cotangents):
-            params, xs, carries, valid, resets = res
+            params, xs, carries, pres, valid, resets = res
             dfinal, dys = cotangents
             dparams, dcarry0, dxs = sequence_backward(
                 cell, bwd_cell, params, xs, carries, dys, dfinal, valid, reverse=reverse,
                 truncate=self.truncate, clip=self.clip, unroll=unroll, hoist=self.hoist,
-                accumulate=self.accumulate, resets=resets)
+                accumulate=self.accumulate, resets=resets, pres=pres)
             return dparams, dxs, dcarry0, None, None
 
         run.defvjp(fwd, bwd)
@@ -151,9 +172,11 @@ def bptt(
         v.check_carry(cell, dcarry, batch_shape, "dcarry")
     xs_tm, valid = seq.xs, seq.valid
     dys_tm = dys if time_major else jnp.moveaxis(dys, -2, 0)
-    _, _, carries = forward_with_carries(cell, params, xs_tm, seq.carry, valid,
-                                         reverse=reverse, unroll=unroll, resets=seq.resets)
+    bwd = backward_for(cell)
+    _, _, carries, pres = forward_with_carries(cell, params, xs_tm, seq.carry, valid,
+                                               reverse=reverse, unroll=unroll,
+                                               resets=seq.resets, bwd=bwd)
     dparams, dcarry0, dxs = sequence_backward(
-        cell, backward_for(cell), params, xs_tm, carries, dys_tm, dcarry, valid,
-        reverse=reverse, truncate=truncate, clip=clip, unroll=unroll, resets=seq.resets)
+        cell, bwd, params, xs_tm, carries, dys_tm, dcarry, valid, reverse=reverse,
+        truncate=truncate, clip=clip, unroll=unroll, resets=seq.resets, pres=pres)
     return dparams, dcarry0, (dxs if time_major else jnp.moveaxis(dxs, 0, -2))

@@ -16,6 +16,16 @@ BACKWARDS: dict[str, Callable[[Cell], CellBackward]] = {
 }
 
 
+def has_backward(cell: Cell) -> bool:
+    """Whether ``cell`` is one of rnn_jax's own cells, for which a backward pass is written.
+
+    The name alone is not enough: a user's ``Cell("lstm", ...)`` with other equations must not
+    get the LSTM's hand-written gradient, so the step must come from rnn_jax's cell module.
+    """
+    return cell.name in BACKWARDS and \
+        getattr(cell.recur, "__module__", None) == f"rnn_jax._src.cells.{cell.name}"
+
+
 def backward_for(cell: Cell) -> CellBackward:
     """The :class:`CellBackward` for ``cell``, built from its name and options.
 

@@ -59,6 +59,7 @@ def sequence_backward(
     hoist: bool = False,
     accumulate: bool = False,
     resets: Optional[jax.Array] = None,
+    pres: Any = None,
 ) -> tuple[Any, Any, jax.Array]:
     """Gradients ``(dparams, dcarry0, dxs)`` of a time-major forward pass.
 
@@ -75,6 +76,8 @@ def sequence_backward(
         over all steps after the scan (one large matmul, a ``(T, *batch, G)`` buffer).
       resets: ``(T, *batch)`` or None: where True the forward step started from a zero carry,
         so the step is recomputed from zeros and no gradient reaches the carry before it.
+      pres: ``bwd.preact`` of every step, ``(T, *batch, …)``, saved by the forward pass; None
+        to recompute them in each backward step (one more matmul with the carry per step).
     """
     T = xs.shape[0]
     carries = reset_to_zeros(carries, resets)  # the carries the steps actually read
@@ -82,7 +85,7 @@ def sequence_backward(
 
     def body(state, inp):
         dc, acc = state if accumulate else (state, None)
-        carry, x, xp, dy, v, s, r = inp
+        carry, x, xp, dy, v, s, r, pre = inp
         if xp is None:
             xp = cell.project(params, x)                   # (*batch, G), recomputed
         if v is not None:
@@ -91,7 +94,7 @@ def sequence_backward(
             dc_in = _where(keep, dc, jax.tree.map(jnp.zeros_like, dc))
         else:
             dc_in = dc
-        dc_prev, dxp, local = bwd.step(params, carry, xp, dc_in, dy)
+        dc_prev, dxp, local = bwd.step(params, carry, xp, dc_in, dy, pre)
         dc_prev = reset_to_zeros(dc_prev, r)      # a reset cuts the path to the older carry
         if v is not None:
             dc_prev = _where(keep, dc_prev, dc)   # invalid step: the carry passed through
@@ -108,7 +111,7 @@ def sequence_backward(
         return (dc_prev, acc), dx
 
     s = (T - 1 - jnp.arange(T)) if reverse else jnp.arange(T)  # scan step of time t
-    inputs = (carries, xs, xps, dys, valid, s if truncate is not None else None, resets)
+    inputs = (carries, xs, xps, dys, valid, s if truncate is not None else None, resets, pres)
     if accumulate:
         zeros = jax.tree.map(jnp.zeros_like, params)
         (dcarry0, dparams), dxs = jax.lax.scan(body, (dcarry, zeros), inputs,
