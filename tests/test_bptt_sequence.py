@@ -194,12 +194,13 @@ def test_float32_tolerance(name):
 
 
 def test_default_gradient_is_manual_for_own_cells_only():
-    """``run`` differentiates rnn_jax's cells with ManualBPTT (its HLO is the default's), and a
-    user's cell that merely borrows the name "lstm" with autodiff, so its gradient stays right."""
+    """``run`` differentiates rnn_jax's LSTM and Elman with ManualBPTT, and a user's cell that merely borrows the name "lstm" with autodiff, so its gradient stays right."""
     from rnn_jax._src.runner import default_method
 
     own = rnn_jax.lstm(3, 4)
     assert default_method(own) == rnn_jax.ManualBPTT()
+    assert default_method(rnn_jax.elman(3, 4)) == rnn_jax.ManualBPTT()
+    assert default_method(rnn_jax.gru(3, 4)) == rnn_jax.Autodiff()  # measured faster
     scale = 0.5
 
     def recur(p, c, xp):  # an LSTM step with an extra scale: different equations, same name

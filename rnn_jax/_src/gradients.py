@@ -18,7 +18,10 @@ from rnn_jax._src.scan import scan_steps
 
 
 class Autodiff(NamedTuple):
-    """Reverse-mode autodiff through ``lax.scan``: JAX keeps each step's residuals (default).
+    """Reverse-mode autodiff through ``lax.scan``: JAX keeps each step's residuals.
+
+    The default of :func:`rnn_jax.run` for cells other than rnn_jax's own (which default to
+    :class:`rnn_jax.ManualBPTT`), and the method to pass for forward-mode ``jax.jvp``.
 
     Attributes:
       hoist: compute the input projection for all steps before the scan.

@@ -19,7 +19,8 @@ Given ``\\bar h = δh' + ∂L/∂y`` (``y = h'``):
 with ``δxp = [δa_r, δa_z, δa_n]``. After the scan: ``∂W_ih = Σ δxp x^⊤``, ``∂b_ih = Σ δxp``;
 after: ``∂W_hh = Σ [δa_r, δa_z, δu] h^⊤``, ``∂b_hh = Σ [δa_r, δa_z, δu]``; before:
 ``∂W_{hr,hz} = Σ [δa_r, δa_z] h^⊤``, ``∂W_hn = Σ δa_n (r ⊙ h)^⊤``, ``∂b_hh = Σ δxp``.
-``local`` is ``δu`` (after) or ``r ⊙ h`` (before).
+``local`` is ``[δa_r, δa_z, δu]``, the gradient of ``W_hh h + b_hh`` (after, so that ``∂W_hh``
+is one contraction) or ``r ⊙ h`` (before).
 """
 
 from __future__ import annotations
@@ -64,10 +65,9 @@ def backward(cell: Cell) -> CellBackward:
         da_z = z * (1 - z) * ((h - n) * dh_new)
         dh = z * dh_new
         if after:
-            du = r * da_n
             da_r = r * (1 - r) * (u * da_n)
-            dh = dh + matmul(jnp.concatenate([da_r, da_z, du], axis=-1), params.w_hh)
-            local = du
+            local = jnp.concatenate([da_r, da_z, r * da_n], axis=-1)   # δ(W_hh h + b_hh)
+            dh = dh + matmul(local, params.w_hh)
         else:
             drh = matmul(da_n, params.w_hh[2 * H:])
             da_r = r * (1 - r) * (h * drh)
@@ -76,13 +76,14 @@ def backward(cell: Cell) -> CellBackward:
         return dh, jnp.concatenate([da_r, da_z, da_n], axis=-1), local
 
     def recur_grads(params: GRUParams, h, dxp, local):
-        d_rz = dxp[..., :2 * H]
         z = jnp.zeros_like
-        if after:
-            w_hh = jnp.concatenate([outer_sum(d_rz, h), outer_sum(local, h)], axis=0)
-            b_hh = jnp.concatenate([jnp.zeros((2 * H,), params.b_hh.dtype), lead_sum(local)])
+        if after:  # one contraction for all of W_hh: local = [δa_r, δa_z, δu]
+            w_hh = outer_sum(local, h)
+            b_hh = jnp.concatenate([jnp.zeros((2 * H,), params.b_hh.dtype),
+                                    lead_sum(local[..., 2 * H:])])
         else:
-            w_hh = jnp.concatenate([outer_sum(d_rz, h), outer_sum(dxp[..., 2 * H:], local)], axis=0)
+            w_hh = jnp.concatenate([outer_sum(dxp[..., :2 * H], h),
+                                    outer_sum(dxp[..., 2 * H:], local)], axis=0)
             b_hh = z(params.b_hh)
         return GRUParams(z(params.w_ih), w_hh, z(params.b_ih), b_hh)
 

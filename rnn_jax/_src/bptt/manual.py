@@ -50,7 +50,8 @@ def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unrol
 
 
 class ManualBPTT(NamedTuple):
-    """Hand-written backpropagation through time behind a ``jax.custom_vjp``; the default.
+    """Hand-written backpropagation through time behind a ``jax.custom_vjp``; the default for
+    rnn_jax's Elman, Jordan and LSTM cells.
 
     The forward pass stores the carry entering each step (``(T, *batch, carry)``) and the gate
     pre-activations (``(T, *batch, G)``, ``G = 4H`` for an LSTM); the backward pass is one
