@@ -59,7 +59,7 @@ def main() -> None:
     carry = a.batch * (2 * a.size) * 4 / 2**20
     print("reference: carries (h, c) per step "
           + ", ".join(f"T={T}: {carry * T:.1f}" for T in a.T)
-          + f"; one (T, B, 4H) float32 array: "
+          + "; one (T, B, 4H) float32 array: "
           + ", ".join(f"T={T}: {2 * carry * T:.1f}" for T in a.T))
 
 
