@@ -57,8 +57,8 @@ class ManualBPTT(NamedTuple):
     pre-activations (``(T, *batch, G)``, ``G = 4H`` for an LSTM); the backward pass is one
     reverse ``lax.scan`` of the per-cell backward steps (``rnn_jax._src.bptt.{elman,jordan,
     lstm,gru}``), elementwise but for the one matmul ``δa W_hh`` per step, followed by single
-    large contractions for the weight gradients, where JAX's own backward pass of the scan
-    adds a small ``δa hᵀ`` product into each weight gradient at every step. Without
+    large contractions for the weight gradients (JAX's own backward pass of the scan instead
+    adds a small ``δa hᵀ`` product into each weight gradient at every step). Without
     ``truncate`` and ``clip`` the gradients equal :class:`rnn_jax.Autodiff`'s to rounding.
     Reverse mode only (``jax.grad``, ``jax.vjp``, ``jax.jacrev``); ``jax.jvp`` of a custom-VJP
     function is not defined, so use ``grad=rnn_jax.Autodiff()`` for forward mode.
