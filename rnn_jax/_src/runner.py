@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -48,20 +49,20 @@ def prepare(cell: Cell, params: Any, xs: Any, initial_carry: Any, lengths: Any,
     return Prepared(xs_tm, initial_carry, v.valid_mask(lengths, T), resets, T, batch_shape)
 
 
-def default_method(cell: Cell) -> Any:
+def default_method(cell: Cell, batch_size: int = 1) -> Any:
     """The gradient method ``run`` uses when ``grad`` is None: the fastest one measured.
 
     :class:`rnn_jax.ManualBPTT` for rnn_jax's own Elman, Jordan and LSTM cells (no matmul is
     redone and the weight gradients are a few large contractions after the backward scan:
-    LSTM forward+backward at B=16, T=100, I=128, H=256 32 ms against 39 ms with autodiff on
-    a 2-core CPU), :class:`rnn_jax.Autodiff` for the GRU (its manual backward was slower at
-    B=64, T=500: 363 ms against 273 ms; ``registry.DEFAULT_MANUAL``) and for cells written
-    outside rnn_jax.
+    LSTM forward+backward at B=64, T=500, I=H=128 340 ms against 380 ms with autodiff on a
+    2-core CPU) and for the GRU below 16 sequences; :class:`rnn_jax.Autodiff` for larger GRU
+    batches (autodiff was faster at B=64) and for cells written outside rnn_jax
+    (``registry.MANUAL_BELOW``). ``batch_size`` is the number of sequences (1 unbatched).
     """
     from rnn_jax._src.bptt.manual import ManualBPTT
     from rnn_jax._src.bptt.registry import manual_is_default
 
-    return ManualBPTT() if manual_is_default(cell) else Autodiff()
+    return ManualBPTT() if manual_is_default(cell, batch_size) else Autodiff()
 
 
 def run(
@@ -97,9 +98,10 @@ def run(
       time_major: layout of ``xs`` and of the outputs.
       unroll: passed to ``lax.scan``.
       grad: the gradient method: :class:`rnn_jax.ManualBPTT` (the default for rnn_jax's own
-        Elman, Jordan and LSTM cells), :class:`rnn_jax.Autodiff` (the default for the GRU and
-        other cells; use it for forward-mode ``jax.jvp`` / ``jax.jacfwd``, which a custom VJP
-        does not support) or :class:`rnn_jax.Checkpointed` (see :func:`default_method`).
+        Elman, Jordan and LSTM cells, and for its GRU below 16 sequences),
+        :class:`rnn_jax.Autodiff` (the default for larger GRU batches and other cells; use it
+        for forward-mode ``jax.jvp`` / ``jax.jacfwd``, which a custom VJP does not support)
+        or :class:`rnn_jax.Checkpointed` (see :func:`default_method`).
 
     Returns:
       ``(final_carry, ys)``: the carry after each sequence's last valid step, and the outputs,
@@ -113,10 +115,10 @@ def run(
     if not isinstance(reverse, bool):
         raise TypeError(f"reverse must be a bool, got {reverse!r}")
     v.check_cell(cell)
-    method = default_method(cell) if grad is None else grad
-    if not callable(getattr(method, "scan", None)):
+    if grad is not None and not callable(getattr(grad, "scan", None)):
         raise TypeError(f"grad must be a gradient method such as rnn_jax.Autodiff(), got {grad!r}")
     seq = prepare(cell, params, xs, initial_carry, lengths, time_major, resets)
+    method = default_method(cell, math.prod(seq.batch_shape)) if grad is None else grad
     kw = {} if seq.resets is None else {"resets": seq.resets}
     carry, ys = method.scan(cell, params, seq.xs, seq.carry, seq.valid,
                             reverse=reverse, unroll=unroll, **kw)

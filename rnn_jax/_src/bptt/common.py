@@ -5,7 +5,9 @@ Every per-cell module exposes the same three functions, collected in a :class:`C
 * ``preact(params, carry, xp) -> pre``: the parts of the forward step that take a matmul with
   the carry (the gate pre-activations, e.g. ``a = xp + W_hh h`` of an LSTM). Computed with the
   same helpers as ``cell.recur``, so that the forward pass can save them at no extra cost (XLA
-  merges the identical matmuls) and the backward step need not redo them.
+  merges the identical matmuls) and the backward step need not redo them. The layout is the
+  cell's choice (the LSTM's is features first, see :func:`features_first`); only its own
+  ``step`` reads it.
 * ``step(params, carry, xp, dcarry, dy, pre=None) -> (dcarry_prev, dxp, local)``: the
   vector-Jacobian product of ``cell.recur`` for the carry and ``xp``. Without ``pre`` the gate
   pre-activations are recomputed from ``(carry, xp)``; ``local`` holds the few per-step arrays
@@ -36,6 +38,21 @@ class CellBackward(NamedTuple):
     recur_grads: Callable[..., Any]
     project_grads: Callable[..., tuple[Any, Array]]
     preact: Optional[Callable[..., Any]] = None
+
+
+def features_first(a: Array) -> Array:
+    """``(*batch, G) -> (G, *batch)``: the layout :func:`rnn_jax._src.cell.add_linear` computes
+    its matmul in. A ``preact`` that returns this layout lets XLA write each step's
+    pre-activations straight from the matmul into the forward pass's stacked buffer; returned
+    as ``(*batch, G)`` they were transposed on the way in at every step (LSTM fwd+bwd at B=64,
+    T=500, I=H=128 on CPU: 357 ms against 341 ms, same process). :func:`batch_last` undoes it.
+    """
+    return jnp.moveaxis(a, -1, 0)
+
+
+def batch_last(a: Array) -> Array:
+    """``(G, *batch) -> (*batch, G)``, the inverse of :func:`features_first`."""
+    return jnp.moveaxis(a, 0, -1)
 
 
 def function(act: Any) -> Callable[[Array], Array]:

@@ -39,28 +39,31 @@ def backward(cell: Cell) -> CellBackward:
     H = cell.hidden_size
 
     def preact(params: GRUParams, h, xp):
-        """after: ``W_hh h`` (..., 3H); before: ``(W_{hr,hz} h, W_hn (r ⊙ h))``, as cell.recur."""
+        """The step's pre-activations, as cell.recur computes them, so that the backward step
+        needs neither ``xp`` nor a matmul: after ``[a_r, a_z, x_n, W_hn h]`` (..., 4H), before
+        ``[a_r, a_z, a_n]`` (..., 3H), with ``a_r = x_r + W_hr h`` and so on."""
+        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
         if after:
-            return linear(h, params.w_hh)
-        x_r, x_z, _ = jnp.split(xp, 3, axis=-1)
+            h_r, h_z, h_n = jnp.split(linear(h, params.w_hh), 3, axis=-1)
+            return jnp.concatenate([x_r + h_r, x_z + h_z, x_n, h_n], axis=-1)
         h_r, h_z = jnp.split(linear(h, params.w_hh[:2 * H]), 2, axis=-1)
         rh = jax.nn.sigmoid(x_r + h_r) * h
-        return jnp.concatenate([h_r, h_z], axis=-1), linear(rh, params.w_hh[2 * H:])
+        return jnp.concatenate([x_r + h_r, x_z + h_z, x_n + linear(rh, params.w_hh[2 * H:])],
+                               axis=-1)
 
     def step(params: GRUParams, h, xp, dcarry, dy, pre=None):
         pre = preact(params, h, xp) if pre is None else pre
-        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)        # (..., H) each
         dh_new = dcarry + dy
         if after:
-            h_r, h_z, h_n = jnp.split(pre, 3, axis=-1)
-            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            a_r, a_z, x_n, h_n = jnp.split(pre, 4, axis=-1)   # (..., H) each
+            r, z = jax.nn.sigmoid(a_r), jax.nn.sigmoid(a_z)
             u = h_n + params.b_hh[2 * H:]
             n = jnp.tanh(x_n + r * u)
         else:
-            h_r, h_z = jnp.split(pre[0], 2, axis=-1)
-            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            a_r, a_z, a_n = jnp.split(pre, 3, axis=-1)
+            r, z = jax.nn.sigmoid(a_r), jax.nn.sigmoid(a_z)
             rh = r * h
-            n = jnp.tanh(x_n + pre[1])
+            n = jnp.tanh(a_n)
         da_n = (1 - n * n) * ((1 - z) * dh_new)
         da_z = z * (1 - z) * ((h - n) * dh_new)
         dh = z * dh_new

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from rnn_jax._src.bptt.common import CellBackward, derivative, function, lead_sum, matmul, outer_sum
+from rnn_jax._src.bptt.common import (CellBackward, batch_last, derivative, features_first,
+                                     function, lead_sum, matmul, outer_sum)
 from rnn_jax._src.cell import Cell, add_linear
 from rnn_jax._src.params import LSTMCarry, LSTMParams
 
@@ -40,11 +41,11 @@ def backward(cell: Cell) -> CellBackward:
     phh, dphh = function(opts["output_activation"]), derivative(opts["output_activation"])
 
     def preact(params: LSTMParams, carry: LSTMCarry, xp):
-        return add_linear(xp, carry.h, params.w_hh)      # (..., 4H), as cell.recur
+        return features_first(add_linear(xp, carry.h, params.w_hh))   # (4H, ...), as cell.recur
 
     def step(params: LSTMParams, carry: LSTMCarry, xp, dcarry: LSTMCarry, dy, pre=None):
         # The forward step from (carry, a): elementwise only once ``a`` is given.
-        a = preact(params, carry, xp) if pre is None else pre
+        a = add_linear(xp, carry.h, params.w_hh) if pre is None else batch_last(pre)
         a_i, a_f, a_g, a_o = jnp.split(a, 4, axis=-1)    # (..., H) each
         if peephole:
             a_i = a_i + params.w_ci * carry.c

@@ -54,7 +54,7 @@ class ManualBPTT(NamedTuple):
     rnn_jax's Elman, Jordan and LSTM cells.
 
     The forward pass stores the carry entering each step (``(T, *batch, carry)``) and the gate
-    pre-activations (``(T, *batch, G)``, ``G = 4H`` for an LSTM); the backward pass is one
+    pre-activations (``T·B·G`` numbers, ``G = 4H`` for an LSTM); the backward pass is one
     reverse ``lax.scan`` of the per-cell backward steps (``rnn_jax._src.bptt.{elman,jordan,
     lstm,gru}``), elementwise but for the one matmul ``δa W_hh`` per step, followed by single
     large contractions for the weight gradients (JAX's own backward pass of the scan instead

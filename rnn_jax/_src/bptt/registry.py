@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from rnn_jax._src.bptt import elman, gru, jordan, lstm
@@ -16,14 +17,19 @@ BACKWARDS: dict[str, Callable[[Cell], CellBackward]] = {
 }
 
 
-# Cells whose hand-written backward is the faster default (benchmarks/README.md). The GRU's is
-# not: at B=64, T=500, I=H=128 on CPU it took 363 ms against 273 ms for autodiff.
-DEFAULT_MANUAL = frozenset({"elman", "jordan", "lstm"})
+# When ``run`` uses a cell's hand-written backward by default: for batches of fewer than this
+# many sequences (a batch of 1 for an unbatched run). Measured on CPU (benchmarks/README.md):
+# the LSTM's, Elman's and Jordan's are faster at every size; the GRU's at B=1 (1.3 against
+# 1.9 ms, T=100, I=64, H=128), level at B=16 and slower at B=64, T=500, I=H=128 (338 against
+# 263 ms), where autodiff's per-step weight-gradient products beat the large contractions.
+MANUAL_BELOW: dict[str, float] = {"elman": math.inf, "jordan": math.inf, "lstm": math.inf,
+                                  "gru": 16}
 
 
-def manual_is_default(cell: Cell) -> bool:
-    """Whether ``run`` differentiates ``cell`` with ``ManualBPTT`` when no ``grad`` is given."""
-    return cell.name in DEFAULT_MANUAL and has_backward(cell)
+def manual_is_default(cell: Cell, batch_size: int = 1) -> bool:
+    """Whether ``run`` differentiates ``cell`` with ``ManualBPTT`` when no ``grad`` is given,
+    for a batch of ``batch_size`` sequences (see :data:`MANUAL_BELOW`)."""
+    return has_backward(cell) and batch_size < MANUAL_BELOW.get(cell.name, 0)
 
 
 def has_backward(cell: Cell) -> bool:
