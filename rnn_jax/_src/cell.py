@@ -39,6 +39,11 @@ class Cell(NamedTuple):
       initial_carry: ``initial_carry(batch_shape=(), dtype=jnp.float32) -> carry`` (zeros).
       project: ``project(params, x) -> xp``, the input projection (any leading dims).
       recur: ``recur(params, carry, xp) -> (carry, y)``.
+
+    rnn_jax's own ``project`` and ``recur`` also take ``fa=FEATURES_FIRST``: every array then
+    has its feature axis first, ``(features, *batch)``; the runner scans large LSTM batches
+    that way (``rnn_jax._src.scan``). A cell you write needs neither: only functions marked
+    with :func:`features_first_capable` are ever called with ``fa``.
     """
 
     name: str
@@ -111,26 +116,57 @@ def _w_dot(x: jax.Array, w: jax.Array) -> jax.Array:
                                (((1,), (x.ndim - 1,)), ((), ())))
 
 
-def linear(x: jax.Array, w: jax.Array) -> jax.Array:
+# Where the feature axis of a step's arrays sits: -1, ``(*batch, features)``, the public layout;
+# or 0, ``(features, *batch)``, which the runner may scan in (``rnn_jax._src.scan``). rnn_jax's
+# cells write their step once, for either, with the helpers below taking ``fa``.
+BATCH_FIRST = -1
+FEATURES_FIRST = 0
+
+
+def features_first_capable(fn: Callable) -> Callable:
+    """Marks a cell's ``project`` or ``recur`` as accepting ``fa=FEATURES_FIRST``."""
+    fn.features_first = True  # type: ignore[attr-defined]
+    return fn
+
+
+def split(a: jax.Array, n: int, fa: int = BATCH_FIRST) -> list[jax.Array]:
+    """``a`` cut into ``n`` equal blocks (gates) along its feature axis."""
+    return jnp.split(a, n, axis=fa)
+
+
+def per_feature(v: jax.Array, like: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
+    """A ``(features,)`` parameter (bias, peephole) shaped to broadcast against ``like``."""
+    return v if fa == BATCH_FIRST else jnp.reshape(v, v.shape + (1,) * (like.ndim - 1))
+
+
+def linear(x: jax.Array, w: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
     """``x @ w.T`` for ``x`` with any leading dims and ``w`` in ``(out, in)`` layout.
 
     Computed as ``(w xᵀ)ᵀ`` with a ``dot_general`` that contracts the ``in`` axes directly, so
     no transposed copy of ``w`` is made: with ``x @ w.T`` inside a ``lax.scan`` body XLA on CPU
     copied the transpose of ``W_hh`` at every step (7.8 -> 0.94 ms for an LSTM forward at
-    B=1, T=100, I=64, H=128; see benchmarks/README.md).
+    B=1, T=100, I=64, H=128; see benchmarks/README.md). Features first (``x`` of shape
+    ``(in, *batch)``): ``w x``, shape ``(out, *batch)``.
     """
+    if fa == FEATURES_FIRST:
+        dtype = jnp.result_type(x, w)
+        return jax.lax.dot_general(jnp.asarray(w, dtype), jnp.asarray(x, dtype),
+                                   (((1,), (0,)), ((), ())))
     return jnp.moveaxis(_w_dot(x, w), 0, -1)
 
 
-def affine(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+def affine(x: jax.Array, w: jax.Array, b: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
     """``x @ w.T + b``, with the bias added in the same ``(out, *batch)`` layout as
     :func:`add_linear` works in, so that the two compose without extra transposes."""
+    if fa == FEATURES_FIRST:
+        wx = linear(x, w, fa)
+        return wx + per_feature(b, wx, fa)
     wx = _w_dot(x, w)
     return jnp.moveaxis(wx + jnp.reshape(b, b.shape + (1,) * (wx.ndim - 1)), 0, -1)
 
 
-def add_linear(xp: jax.Array, h: jax.Array, w: jax.Array) -> jax.Array:
-    """``xp + h @ w.T``, the recurrent pre-activation of a step.
+def add_linear(xp: jax.Array, h: jax.Array, w: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
+    """``xp + h @ w.T``, the recurrent pre-activation of a step (features first: ``xp + w h``).
 
     The sum is formed in the ``(out, *batch)`` layout of ``w hᵀ`` and transposed once. When
     ``xp`` comes from :func:`linear` in the same step, XLA cancels its transposes, and the
@@ -138,4 +174,6 @@ def add_linear(xp: jax.Array, h: jax.Array, w: jax.Array) -> jax.Array:
     faster for an LSTM forward at B=16, T=100, I=128, H=256 on CPU than summing in the
     ``(*batch, out)`` layout (benchmarks/README.md).
     """
+    if fa == FEATURES_FIRST:
+        return xp + linear(h, w, fa)
     return jnp.moveaxis(jnp.moveaxis(xp, -1, 0) + _w_dot(h, w), 0, -1)

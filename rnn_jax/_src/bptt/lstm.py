@@ -28,7 +28,8 @@ import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import (CellBackward, batch_last, derivative, features_first,
                                      function, lead_sum, matmul, outer_sum)
-from rnn_jax._src.cell import Cell, add_linear
+from rnn_jax._src.cell import (BATCH_FIRST, FEATURES_FIRST, Cell, add_linear,
+                               features_first_capable)
 from rnn_jax._src.params import LSTMCarry, LSTMParams
 
 
@@ -40,8 +41,10 @@ def backward(cell: Cell) -> CellBackward:
     phc, dphc = function(opts["cell_activation"]), derivative(opts["cell_activation"])
     phh, dphh = function(opts["output_activation"]), derivative(opts["output_activation"])
 
-    def preact(params: LSTMParams, carry: LSTMCarry, xp):
-        return features_first(add_linear(xp, carry.h, params.w_hh))   # (4H, ...), as cell.recur
+    @features_first_capable
+    def preact(params: LSTMParams, carry: LSTMCarry, xp, fa: int = BATCH_FIRST):
+        a = add_linear(xp, carry.h, params.w_hh, fa)     # as cell.recur
+        return a if fa == FEATURES_FIRST else features_first(a)   # (4H, ...)
 
     def step(params: LSTMParams, carry: LSTMCarry, xp, dcarry: LSTMCarry, dy, pre=None):
         # The forward step from (carry, a): elementwise only once ``a`` is given.

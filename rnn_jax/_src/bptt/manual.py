@@ -19,9 +19,9 @@ from rnn_jax._src import validate as v
 from rnn_jax._src.bptt.common import CellBackward
 from rnn_jax._src.bptt.registry import backward_for
 from rnn_jax._src.bptt.sequence import sequence_backward
-from rnn_jax._src.cell import Cell
+from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell
 from rnn_jax._src.runner import prepare
-from rnn_jax._src.scan import reset_to_zeros, scan_steps
+from rnn_jax._src.scan import features_first_by_default, reset_to_zeros, scan_steps
 
 
 def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unroll=1, hoist=False,
@@ -30,22 +30,30 @@ def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unrol
 
     ``carries`` is the carry entering each step; ``pres`` is ``bwd.preact`` of each step (None
     without ``bwd``), computed from the same operands as the step, so XLA evaluates the shared
-    matmuls once.
+    matmuls once. The scan runs features first where ``scan_steps`` would by default and
+    ``bwd.preact`` supports it (the LSTM's); ``carries`` then come back batch-first.
     """
+    ff = features_first_by_default(cell, xs, hoist) and (
+        bwd is None or getattr(bwd.preact, "features_first", False))
+    fa = FEATURES_FIRST if ff else BATCH_FIRST
+    kw = {"fa": fa} if ff else {}
+
     def save(step):
         def wrapped(c, inp):
             new_carry, y = step(c, inp)
             if bwd is None:
                 return new_carry, (y, c, None)
             x, _, r = inp
-            xp = x if hoist else cell.project(params, x)
-            return new_carry, (y, c, bwd.preact(params, reset_to_zeros(c, r), xp))
+            xp = x if hoist else cell.project(params, x, **kw)
+            return new_carry, (y, c, bwd.preact(params, reset_to_zeros(c, r, fa), xp, **kw))
 
         return wrapped
 
     final, (ys, carries, pres) = scan_steps(cell, params, xs, carry, valid, reverse=reverse,
                                             unroll=unroll, hoist=hoist, wrap_step=save,
-                                            resets=resets)
+                                            resets=resets, features_first=ff)
+    if ff:  # (T, F, *batch) -> (T, *batch, F)
+        ys, carries = jax.tree.map(lambda a: jnp.moveaxis(a, 1, -1), (ys, carries))
     return final, ys, carries, pres
 
 

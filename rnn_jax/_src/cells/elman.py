@@ -15,7 +15,8 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, Options, add_linear, affine, check_size, gate_weights, zeros_carry
+from rnn_jax._src.cell import (BATCH_FIRST, Cell, Options, add_linear, affine, check_size,
+                               features_first_capable, gate_weights, zeros_carry)
 from rnn_jax._src.params import ElmanParams
 
 
@@ -46,11 +47,13 @@ def elman(
         return ElmanParams(*gate_weights(key, 1, hidden_size, input_size, hidden_size,
                                          w_ih_init, w_hh_init, bias_init, dtype))
 
-    def project(params: ElmanParams, x: jax.Array) -> jax.Array:
-        return affine(x, params.w_ih, params.b_ih + params.b_hh)
+    @features_first_capable
+    def project(params: ElmanParams, x: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
+        return affine(x, params.w_ih, params.b_ih + params.b_hh, fa)
 
-    def recur(params: ElmanParams, h: jax.Array, xp: jax.Array):
-        h = act(add_linear(xp, h, params.w_hh))
+    @features_first_capable
+    def recur(params: ElmanParams, h: jax.Array, xp: jax.Array, fa: int = BATCH_FIRST):
+        h = act(add_linear(xp, h, params.w_hh, fa))
         return h, h
 
     return Cell("elman", input_size, hidden_size, hidden_size, Options(activation=act_name),

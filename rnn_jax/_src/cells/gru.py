@@ -20,7 +20,9 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
-from rnn_jax._src.cell import Cell, Options, affine, check_options, check_size, gate_weights, linear, zeros_carry
+from rnn_jax._src.cell import (BATCH_FIRST, Cell, Options, affine, check_options, check_size,
+                               features_first_capable, gate_weights, linear, per_feature, split,
+                               zeros_carry)
 from rnn_jax._src.params import GRUParams
 
 RESETS = ("after", "before")
@@ -46,23 +48,25 @@ def gru(
         return GRUParams(*gate_weights(key, 3, H, input_size, H,
                                        w_ih_init, w_hh_init, bias_init, dtype))
 
-    def project(params: GRUParams, x: jax.Array) -> jax.Array:
+    @features_first_capable
+    def project(params: GRUParams, x: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
         # r and z see b_ih + b_hh; n sees b_hh inside the reset product when reset="after".
         b = params.b_ih + params.b_hh
         if reset == "after":
             b = jnp.concatenate([b[:2 * H], params.b_ih[2 * H:]])
-        return affine(x, params.w_ih, b)
+        return affine(x, params.w_ih, b, fa)
 
-    def recur(params: GRUParams, h: jax.Array, xp: jax.Array):
-        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
+    @features_first_capable
+    def recur(params: GRUParams, h: jax.Array, xp: jax.Array, fa: int = BATCH_FIRST):
+        x_r, x_z, x_n = split(xp, 3, fa)
         if reset == "after":
-            h_r, h_z, h_n = jnp.split(linear(h, params.w_hh), 3, axis=-1)
+            h_r, h_z, h_n = split(linear(h, params.w_hh, fa), 3, fa)
             r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + r * (h_n + params.b_hh[2 * H:]))
+            n = jnp.tanh(x_n + r * (h_n + per_feature(params.b_hh[2 * H:], h_n, fa)))
         else:
-            h_r, h_z = jnp.split(linear(h, params.w_hh[:2 * H]), 2, axis=-1)
+            h_r, h_z = split(linear(h, params.w_hh[:2 * H], fa), 2, fa)
             r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + linear(r * h, params.w_hh[2 * H:]))
+            n = jnp.tanh(x_n + linear(r * h, params.w_hh[2 * H:], fa))
         h = (1 - z) * n + z * h
         return h, h
 

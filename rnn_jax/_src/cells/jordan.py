@@ -16,7 +16,8 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, Options, add_linear, affine, check_size, linear, zeros_carry
+from rnn_jax._src.cell import (BATCH_FIRST, Cell, Options, add_linear, affine, check_size,
+                               features_first_capable, linear, per_feature, zeros_carry)
 from rnn_jax._src.params import JordanParams
 
 
@@ -55,12 +56,15 @@ def jordan(
             b_y=bias_init(k[4], (output_size,), dtype),
         )
 
-    def project(params: JordanParams, x: jax.Array) -> jax.Array:
-        return affine(x, params.w_ih, params.b_ih)
+    @features_first_capable
+    def project(params: JordanParams, x: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
+        return affine(x, params.w_ih, params.b_ih, fa)
 
-    def recur(params: JordanParams, y_prev: jax.Array, xp: jax.Array):
-        h = act(add_linear(xp, y_prev, params.w_yh))
-        y = out_act(linear(h, params.w_hy) + params.b_y)
+    @features_first_capable
+    def recur(params: JordanParams, y_prev: jax.Array, xp: jax.Array, fa: int = BATCH_FIRST):
+        h = act(add_linear(xp, y_prev, params.w_yh, fa))
+        b = linear(h, params.w_hy, fa)
+        y = out_act(b + per_feature(params.b_y, b, fa))
         return y, y
 
     options = Options(activation=act_name, output_activation=out_name)

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import Cell, Options, add_linear, affine, check_size, gate_weights, linear
+from rnn_jax._src.cell import (BATCH_FIRST, Cell, Options, add_linear, affine, check_size,
+                               features_first_capable, gate_weights, linear, per_feature, split)
 from rnn_jax._src.params import LSTMCarry, LSTMParams
 
 
@@ -76,21 +77,24 @@ def lstm(
         batch_shape = tuple(batch_shape)
         return LSTMCarry(jnp.zeros((*batch_shape, P), dtype), jnp.zeros((*batch_shape, H), dtype))
 
-    def project(params: LSTMParams, x: jax.Array) -> jax.Array:
-        return affine(x, params.w_ih, params.b_ih + params.b_hh)
+    @features_first_capable
+    def project(params: LSTMParams, x: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
+        return affine(x, params.w_ih, params.b_ih + params.b_hh, fa)
 
-    def recur(params: LSTMParams, carry: LSTMCarry, xp: jax.Array):
-        a = add_linear(xp, carry.h, params.w_hh)
-        a_i, a_f, a_g, a_o = jnp.split(a, 4, axis=-1)
+    @features_first_capable
+    def recur(params: LSTMParams, carry: LSTMCarry, xp: jax.Array, fa: int = BATCH_FIRST):
+        a = add_linear(xp, carry.h, params.w_hh, fa)
+        a_i, a_f, a_g, a_o = split(a, 4, fa)
+        c_prev = carry.c
         if params.w_ci is not None:
-            a_i = a_i + params.w_ci * carry.c
-            a_f = a_f + params.w_cf * carry.c
-        c = gate(a_f) * carry.c + gate(a_i) * cact(a_g)
+            a_i = a_i + per_feature(params.w_ci, c_prev, fa) * c_prev
+            a_f = a_f + per_feature(params.w_cf, c_prev, fa) * c_prev
+        c = gate(a_f) * c_prev + gate(a_i) * cact(a_g)
         if params.w_co is not None:
-            a_o = a_o + params.w_co * c
+            a_o = a_o + per_feature(params.w_co, c, fa) * c
         h = gate(a_o) * oact(c)
         if params.w_hr is not None:
-            h = linear(h, params.w_hr)
+            h = linear(h, params.w_hr, fa)
         return LSTMCarry(h, c), h
 
     options = Options(peephole=peephole, proj_size=proj_size, forget_bias=forget_bias,

@@ -1,0 +1,130 @@
+"""The features-first scan (``scan_steps(features_first=True)``) against the batch-first one.
+
+Both run the same cell equations on transposed arrays, so outputs, final carries and gradients
+must agree to rounding for every cell and option, with padding, reversal and resets; large
+batches take the features-first path by default, and cells whose step is not marked as
+supporting it never do.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import rnn_jax
+from rnn_jax._src import scan as scan_mod
+
+F64 = jnp.float64
+I, H, T = 3, 4, 6
+BATCH = (2, 3)
+
+CELLS = {
+    "elman_relu": rnn_jax.elman(I, H, activation="relu", dtype=F64),
+    "jordan": rnn_jax.jordan(I, H, 2, dtype=F64),
+    "lstm": rnn_jax.lstm(I, H, dtype=F64),
+    "lstm_peep_proj": rnn_jax.lstm(I, H, peephole=True, proj_size=3, dtype=F64),
+    "gru_after": rnn_jax.gru(I, H, dtype=F64),
+    "gru_before": rnn_jax.gru(I, H, reset="before", dtype=F64),
+}
+
+
+@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("reverse", "features_first"))
+def scan_loss(cell, params, xs, carry, valid, resets, *, reverse, features_first):
+    """``(final, ys)`` of the scan and the gradient of a loss of both w.r.t. params and xs."""
+    def loss(params, xs):
+        final, ys = scan_mod.scan_steps(cell, params, xs, carry, valid, reverse=reverse,
+                                        resets=resets, features_first=features_first)
+        out = jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c ** 2) for c in jax.tree.leaves(final))
+        return out, (final, ys)
+
+    (_, aux), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, xs)
+    return aux, grads
+
+
+@given(name=st.sampled_from(sorted(CELLS)), seed=st.integers(0, 2**16), reverse=st.booleans(),
+       masks=st.booleans())
+def test_features_first_scan_equals_batch_first(name, seed, reverse, masks):
+    cell = CELLS[name]
+    assert scan_mod.can_scan_features_first(cell)
+    k = jax.random.split(jax.random.key(seed), 5)
+    params = cell.init(k[0])
+    xs = jax.random.normal(k[1], (T, *BATCH, I), F64)
+    carry = jax.tree.map(lambda c: jax.random.normal(k[2], c.shape, F64),
+                         cell.initial_carry(BATCH, F64))
+    valid = jax.random.bernoulli(k[3], 0.8, (T, *BATCH)) if masks else None
+    resets = jax.random.bernoulli(k[4], 0.2, (T, *BATCH)) if masks else None
+    got = scan_loss(cell, params, xs, carry, valid, resets, reverse=reverse, features_first=True)
+    want = scan_loss(cell, params, xs, carry, valid, resets, reverse=reverse,
+                     features_first=False)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_large_batches_run_features_first_and_agree_with_every_method(reverse):
+    """From ``FEATURES_FIRST_FROM["lstm"]`` sequences ``run`` scans an LSTM features first
+    (outputs equal to the batch-first scan), and its gradients agree with batch-first autodiff."""
+    cell = rnn_jax.lstm(I, H, peephole=True, dtype=F64)
+    B = scan_mod.FEATURES_FIRST_FROM["lstm"]
+    params = cell.init(jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(1), (B, T, I), F64)
+    lengths = jax.random.randint(jax.random.key(2), (B,), 0, T + 1)
+    resets = jax.random.bernoulli(jax.random.key(3), 0.2, (B, T))
+    calls = []
+    original = scan_mod._scan_features_first
+
+    def spy(*args):
+        calls.append(1)
+        return original(*args)
+
+    def loss(p, grad):
+        return jnp.sum(jnp.tanh(rnn_jax.run(cell, p, xs, lengths=lengths, resets=resets,
+                                            grad=grad, reverse=reverse)[1]))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scan_mod, "_scan_features_first", spy)
+        _, ys = rnn_jax.run(cell, params, xs, lengths=lengths, resets=resets, reverse=reverse)
+        assert calls, "a large LSTM batch did not take the features-first path"
+        g_auto = jax.grad(loss)(params, rnn_jax.Autodiff())
+        n = len(calls)
+        g_manual = jax.grad(loss)(params, rnn_jax.ManualBPTT())
+        g_recompute = jax.grad(loss)(params, rnn_jax.ManualBPTT(recompute=True))
+        assert len(calls) >= n + 2, "ManualBPTT's saving forward did not run features first"
+    time_major = jnp.moveaxis(xs, 1, 0)
+    valid = jnp.arange(T)[:, None] < lengths[None, :]
+    resets_tm = resets.T
+    _, ys_bf = scan_mod.scan_steps(cell, params, time_major, cell.initial_carry((B,), F64),
+                                   valid, reverse=reverse, resets=resets_tm,
+                                   features_first=False)
+    np.testing.assert_allclose(ys, jnp.moveaxis(ys_bf, 0, 1), rtol=1e-12, atol=1e-12)
+    g_ref = jax.grad(lambda p: jnp.sum(jnp.tanh(scan_mod.scan_steps(
+        cell, p, time_major, cell.initial_carry((B,), F64), valid, reverse=reverse,
+        resets=resets_tm, features_first=False)[1])))(params)
+    for g in (g_auto, g_manual, g_recompute):
+        for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_small_batches_other_cells_and_replaced_steps_stay_batch_first():
+    cell = rnn_jax.lstm(I, H, dtype=F64)
+    mine = cell._replace(recur=lambda p, c, xp: cell.recur(p, c, xp))  # unmarked user step
+    gru = rnn_jax.gru(I, H, dtype=F64)
+    assert scan_mod.can_scan_features_first(cell) and scan_mod.can_scan_features_first(gru)
+    assert not scan_mod.can_scan_features_first(mine)
+    params = cell.init(jax.random.key(0))
+    B = scan_mod.FEATURES_FIRST_FROM["lstm"]
+    xs = jax.random.normal(jax.random.key(1), (B, T, I), F64)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scan_mod, "_scan_features_first", None)  # calling it would raise
+        _, ys_mine = rnn_jax.run(mine, params, xs)
+        _, ys_small = rnn_jax.run(cell, params, xs[: B - 1])
+        rnn_jax.run(gru, gru.init(jax.random.key(2)), xs)
+    _, ys = rnn_jax.run(cell, params, xs)
+    np.testing.assert_allclose(ys_mine, ys, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ys_small, ys[: B - 1], rtol=1e-12, atol=1e-12)
