@@ -128,3 +128,32 @@ def test_small_batches_other_cells_and_replaced_steps_stay_batch_first():
     _, ys = rnn_jax.run(cell, params, xs)
     np.testing.assert_allclose(ys_mine, ys, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ys_small, ys[: B - 1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_gru_per_sequence_step_equals_batched_step(reset):
+    """Batches in ``PER_SEQUENCE_BATCHES`` run the GRU step vmapped per sequence; outputs and
+    every gradient method's gradients equal the batched step's."""
+    from rnn_jax._src.cells import gru as gru_mod
+
+    cell = rnn_jax.gru(I, H, reset=reset, dtype=F64)
+    B = gru_mod.PER_SEQUENCE_BATCHES.start
+    params = cell.init(jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(1), (B, T, I), F64)
+    lengths = jax.random.randint(jax.random.key(2), (B,), 0, T + 1)
+
+    def outputs(grad):
+        def loss(p):
+            return jnp.sum(jnp.sin(rnn_jax.run(cell, p, xs, lengths=lengths, grad=grad)[1]))
+        return rnn_jax.run(cell, params, xs, lengths=lengths)[1], jax.grad(loss)(params)
+
+    methods = (rnn_jax.Autodiff(), rnn_jax.ManualBPTT(), rnn_jax.ManualBPTT(recompute=True))
+    assert gru_mod.per_sequence(jnp.zeros((B, H)))
+    vmapped = [outputs(m) for m in methods]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gru_mod, "PER_SEQUENCE_BATCHES", range(0))
+        assert not gru_mod.per_sequence(jnp.zeros((B, H)))
+        batched = [outputs(m) for m in methods]
+    for got, want in zip(vmapped, batched):
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
