@@ -29,33 +29,27 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import CellBackward, lead_sum, matmul, outer_sum
-from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell, linear, split
-from rnn_jax._src.cells.gru import per_sequence
+from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell
+from rnn_jax._src.cells.gru import per_sequence, preactivations
 from rnn_jax._src.params import GRUParams
 
 
 def backward(cell: Cell) -> CellBackward:
     """The :class:`CellBackward` of a GRU cell built with ``cell.options``."""
-    after = cell.options["reset"] == "after"
+    reset = cell.options["reset"]
+    after = reset == "after"
     H = cell.hidden_size
 
     def preact(params: GRUParams, h, xp):
-        """The step's pre-activations, as cell.recur computes them, so that the backward step
-        needs neither ``xp`` nor a matmul: after ``[a_r, a_z, x_n, W_hn h]`` (..., 4H), before
-        ``[a_r, a_z, a_n]`` (..., 3H), with ``a_r = x_r + W_hr h`` and so on."""
-        if per_sequence(h):  # vmapped like cell.recur, so XLA shares the matmuls
-            return jax.vmap(lambda h1, x1: _preact(params, h1, x1, FEATURES_FIRST))(h, xp)
-        return _preact(params, h, xp, BATCH_FIRST)
+        """``cells.gru.preactivations`` concatenated, so that the backward step needs neither
+        ``xp`` nor a matmul: after ``[a_r, a_z, x_n, W_hn h]`` (..., 4H), before
+        ``[a_r, a_z, a_n]`` (..., 3H); vmapped per sequence where cell.recur is."""
+        def cat(h, xp, fa):
+            return jnp.concatenate(preactivations(params, h, xp, reset, fa), axis=fa)
 
-    def _preact(params: GRUParams, h, xp, fa):
-        x_r, x_z, x_n = split(xp, 3, fa)
-        if after:
-            h_r, h_z, h_n = split(linear(h, params.w_hh, fa), 3, fa)
-            return jnp.concatenate([x_r + h_r, x_z + h_z, x_n, h_n], axis=fa)
-        h_r, h_z = split(linear(h, params.w_hh[:2 * H], fa), 2, fa)
-        rh = jax.nn.sigmoid(x_r + h_r) * h
-        return jnp.concatenate([x_r + h_r, x_z + h_z, x_n + linear(rh, params.w_hh[2 * H:], fa)],
-                               axis=fa)
+        if per_sequence(h):
+            return jax.vmap(lambda h1, x1: cat(h1, x1, FEATURES_FIRST))(h, xp)
+        return cat(h, xp, BATCH_FIRST)
 
     def step(params: GRUParams, h, xp, dcarry, dy, pre=None):
         pre = preact(params, h, xp) if pre is None else pre

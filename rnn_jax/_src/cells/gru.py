@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
-from rnn_jax._src.cell import (BATCH_FIRST, FEATURES_FIRST, Cell, Options, affine, check_options, check_size,
-                               features_first_capable, gate_weights, linear, per_feature, split,
-                               zeros_carry)
+from rnn_jax._src.cell import (BATCH_FIRST, FEATURES_FIRST, Cell, Options, affine,
+                               check_options, check_size, features_first_capable, gate_weights,
+                               linear, per_feature, split, zeros_carry)
 from rnn_jax._src.params import GRUParams
 
 RESETS = ("after", "before")
@@ -39,6 +39,25 @@ PER_SEQUENCE_BATCHES = range(16, 32)
 def per_sequence(h: jax.Array) -> bool:
     """Whether a batch-first GRU step on the carry ``h`` runs per sequence, vmapped."""
     return h.ndim == 2 and h.shape[0] in PER_SEQUENCE_BATCHES
+
+
+def preactivations(params: GRUParams, h: jax.Array, xp: jax.Array, reset: str,
+                   fa: int = BATCH_FIRST) -> tuple[jax.Array, ...]:
+    """The parts of a GRU step that involve a matmul with the carry.
+
+    ``reset="after"``: ``(a_r, a_z, x_n, W_hn h)``; ``"before"``: ``(a_r, a_z, a_n)`` with
+    ``a_n = x_n + W_hn (r ⊙ h)``; ``a_r = x_r + W_hr h``, ``a_z = x_z + W_hz h``. Shared by
+    the cell's step and its hand-written backward (which saves them), so that XLA computes the
+    matmuls once.
+    """
+    H = params.w_hh.shape[-1]
+    x_r, x_z, x_n = split(xp, 3, fa)
+    if reset == "after":
+        h_r, h_z, h_n = split(linear(h, params.w_hh, fa), 3, fa)
+        return x_r + h_r, x_z + h_z, x_n, h_n
+    h_r, h_z = split(linear(h, params.w_hh[:2 * H], fa), 2, fa)
+    a_r = x_r + h_r
+    return a_r, x_z + h_z, x_n + linear(jax.nn.sigmoid(a_r) * h, params.w_hh[2 * H:], fa)
 
 
 def gru(
@@ -73,15 +92,13 @@ def gru(
     def recur(params: GRUParams, h: jax.Array, xp: jax.Array, fa: int = BATCH_FIRST):
         if fa == BATCH_FIRST and per_sequence(h):  # the same step on (H,) vectors, vmapped
             return jax.vmap(lambda h1, x1: recur(params, h1, x1, FEATURES_FIRST))(h, xp)
-        x_r, x_z, x_n = split(xp, 3, fa)
+        pre = preactivations(params, h, xp, reset, fa)
+        r, z = jax.nn.sigmoid(pre[0]), jax.nn.sigmoid(pre[1])
         if reset == "after":
-            h_r, h_z, h_n = split(linear(h, params.w_hh, fa), 3, fa)
-            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            x_n, h_n = pre[2:]
             n = jnp.tanh(x_n + r * (h_n + per_feature(params.b_hh[2 * H:], h_n, fa)))
         else:
-            h_r, h_z = split(linear(h, params.w_hh[:2 * H], fa), 2, fa)
-            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + linear(r * h, params.w_hh[2 * H:], fa))
+            n = jnp.tanh(pre[2])
         h = (1 - z) * n + z * h
         return h, h
 
