@@ -9,6 +9,7 @@ supporting it never do.
 import functools
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -157,3 +158,110 @@ def test_gru_per_sequence_step_equals_batched_step(reset):
     for got, want in zip(vmapped, batched):
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("fa", [-1, 0])
+@pytest.mark.parametrize("opts", [{}, {"peephole": True, "proj_size": 3}])
+def test_lstm_fused_step_equals_recur_of_project(fa, opts):
+    """The LSTM's fused step (one matmul over ``[x; h]``) is ``recur(project(x))``, in both
+    layouts, for outputs and for gradients w.r.t. params, carry and x."""
+    from rnn_jax._src.cell import fused_recur
+
+    cell = rnn_jax.lstm(I, H, dtype=F64, **opts)
+    fused = fused_recur(cell)
+    assert fused is not None
+    k = jax.random.split(jax.random.key(7), 3)
+    params = cell.init(k[0])
+    lay = (lambda a: a) if fa == -1 else (lambda a: jnp.moveaxis(a, -1, 0))
+    carry = jax.tree.map(lambda c: lay(jax.random.normal(k[1], c.shape, F64)),
+                         cell.initial_carry(BATCH, F64))
+    x = lay(jax.random.normal(k[2], (*BATCH, I), F64))
+
+    def both(f):
+        def loss(p, c, x):
+            new, y = f(p, c, x)
+            return jnp.sum(jnp.sin(y)) + jnp.sum(new.c ** 2)
+        return f(params, carry, x), jax.grad(loss, argnums=(0, 1, 2))(params, carry, x)
+
+    got = both(lambda p, c, x: fused(p, c, x, fa))
+    want = both(lambda p, c, x: cell.recur(p, c, cell.project(p, x, fa=fa), fa=fa))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_step_only_for_the_cells_own_functions_and_small_h():
+    """The features-first scan runs the fused step while the cell keeps its own ``project``
+    and ``recur`` and ``h`` is at most ``FUSED_UP_TO``; a replaced ``project`` is honoured."""
+    from rnn_jax._src.cell import features_first_capable
+
+    cell = rnn_jax.lstm(I, H, dtype=F64)
+    assert scan_mod.fused_step(cell) is not None
+    assert scan_mod.fused_step(rnn_jax.lstm(I, scan_mod.FUSED_UP_TO + 1)) is None
+    assert scan_mod.fused_step(rnn_jax.gru(I, H)) is None
+
+    @features_first_capable
+    def doubled(p, x, fa=-1):  # a user's input projection: twice the cell's
+        return 2 * cell.project(p, x, fa=fa)
+
+    mine = cell._replace(project=doubled)
+    assert scan_mod.fused_step(mine) is None and scan_mod.can_scan_features_first(mine)
+    params = cell.init(jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(1), (T, *BATCH, I), F64)
+    carry = cell.initial_carry(BATCH, F64)
+    got = scan_mod.scan_steps(mine, params, xs, carry, None, features_first=True)
+    want = scan_mod.scan_steps(mine, params, xs, carry, None, features_first=False)
+    other = scan_mod.scan_steps(cell, params, xs, carry, None, features_first=False)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(got[1], other[1])
+
+
+def _shapes_carried_by_scans(jaxpr):
+    """The shapes of every ``scan``'s carried values in ``jaxpr`` and its sub-jaxprs."""
+    out = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            n_consts, n_carry = eqn.params["num_consts"], eqn.params["num_carry"]
+            out.append([v.aval.shape for v in eqn.invars[n_consts:n_consts + n_carry]])
+    for sub in jax.extend.core.subjaxprs(jaxpr):
+        out += _shapes_carried_by_scans(sub)
+    return out
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_features_first_manual_backward_matches_batch_first(reverse):
+    """From ``FEATURES_FIRST_FROM["lstm"]`` sequences ``ManualBPTT`` runs its backward scan
+    features first and writes each step's ``δa`` over that step's saved pre-activations (the
+    scan carries the ``(T, 4H, batch)`` buffer); its gradients, with peepholes, a projection,
+    padding, resets, truncation, clipping and a 2-D batch, equal the batch-first backward's."""
+    cell = rnn_jax.lstm(I, H, peephole=True, proj_size=3, dtype=F64)
+    B = scan_mod.FEATURES_FIRST_FROM["lstm"]
+    batch = (2, B // 2)
+    k = jax.random.split(jax.random.key(3), 5)
+    params = cell.init(k[0])
+    xs = jax.random.normal(k[1], (*batch, T, I), F64)
+    lengths = jax.random.randint(k[2], batch, 0, T + 1)
+    resets = jax.random.bernoulli(k[3], 0.2, (*batch, T))
+    carry = jax.tree.map(lambda c: jax.random.normal(k[4], c.shape, F64),
+                         cell.initial_carry(batch, F64))
+
+    def grads(method):
+        def loss(p, x, c):
+            final, ys = rnn_jax.run(cell, p, x, c, lengths=lengths, resets=resets, grad=method,
+                                    reverse=reverse)
+            return jnp.sum(jnp.sin(ys)) + jnp.sum(final.c ** 2)
+        f = jax.grad(loss, argnums=(0, 1, 2))
+        return f(params, xs, carry), _shapes_carried_by_scans(
+            jax.make_jaxpr(f)(params, xs, carry).jaxpr)
+
+    methods = [rnn_jax.ManualBPTT(), rnn_jax.ManualBPTT(truncate=2, clip=0.5)]
+    ff = [grads(m) for m in methods]
+    buffer = (T, 4 * H, *batch)
+    assert all(any(buffer in shapes for shapes in carried) for _, carried in ff)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(scan_mod.FEATURES_FIRST_FROM, "lstm", 10**9)
+        bf = [grads(m) for m in methods]
+    assert not any(buffer in shapes for _, carried in bf for shapes in carried)
+    for (got, _), (want, _) in zip(ff, bf):
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)

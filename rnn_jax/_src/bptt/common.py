@@ -8,10 +8,15 @@ Every per-cell module exposes the same three functions, collected in a :class:`C
   merges the identical matmuls) and the backward step need not redo them. The layout is the
   cell's choice (the LSTM's is features first, see :func:`features_first`); only its own
   ``step`` reads it.
+* ``saves_fused``: features first, ``pre`` is the ``a`` of the cell's fused step
+  (:class:`rnn_jax._src.cell.Fused`), so the forward pass saves what that step computes.
 * ``step(params, carry, xp, dcarry, dy, pre=None) -> (dcarry_prev, dxp, local)``: the
   vector-Jacobian product of ``cell.recur`` for the carry and ``xp``. Without ``pre`` the gate
   pre-activations are recomputed from ``(carry, xp)``; ``local`` holds the few per-step arrays
   the weight gradients need beyond ``dxp`` and the carry (``None`` for Elman).
+  A ``step`` marked ``features_first_capable`` also takes ``fa=FEATURES_FIRST`` (every array
+  ``(features, *batch)``) and ``wt=transposed(params)``, the weights it multiplies by laid out
+  for that (``transposed`` is then given too).
 * ``recur_grads(params, carry, dxp, local) -> dparams``: the gradient of ``cell.recur`` with
   respect to ``params``, summed over every leading axis (time and batch at once, so over a whole
   sequence it is one large contraction, ``dW_hh = Σ_t da_tᵀ h_{t-1}``).
@@ -38,6 +43,8 @@ class CellBackward(NamedTuple):
     recur_grads: Callable[..., Any]
     project_grads: Callable[..., tuple[Any, Array]]
     preact: Optional[Callable[..., Any]] = None
+    saves_fused: bool = False
+    transposed: Optional[Callable[[Any], Any]] = None
 
 
 def features_first(a: Array) -> Array:
@@ -89,6 +96,10 @@ def lead_sum(d: Array) -> Array:
     return d.reshape(-1, d.shape[-1]).sum(0)
 
 
-def matmul(d: Array, w: Array) -> Array:
-    """``d @ w`` for ``d`` with any leading axes (the transpose of ``cell.linear``)."""
+def matmul(d: Array, w: Array, fa: int = -1) -> Array:
+    """``d @ w`` for ``d`` with any leading axes (the transpose of ``cell.linear``). Features
+    first (``fa=0``, ``d`` of shape ``(out, *batch)``), ``w`` is passed transposed, ``(in,
+    out)``, and the result is ``w d``, ``(in, *batch)``."""
+    if fa == 0:
+        return jax.lax.dot_general(w, d, (((1,), (0,)), ((), ())))
     return jnp.matmul(d, w)

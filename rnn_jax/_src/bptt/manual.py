@@ -21,29 +21,37 @@ from rnn_jax._src.bptt.registry import backward_for
 from rnn_jax._src.bptt.sequence import sequence_backward
 from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell
 from rnn_jax._src.runner import prepare
-from rnn_jax._src.scan import features_first_by_default, reset_to_zeros, scan_steps
+from rnn_jax._src.scan import (features_first_by_default, fused_step, masked_step,
+                               reset_to_zeros, scan_steps)
 
 
 def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unroll=1, hoist=False,
                          resets=None, bwd: Optional[CellBackward] = None):
-    """``scan_steps`` that also returns what each step read: ``(final, ys, carries, pres)``.
+    """``scan_steps`` that also returns what each step read: ``(final, ys, carries, pres, fa)``.
 
     ``carries`` is the carry entering each step; ``pres`` is ``bwd.preact`` of each step (None
     without ``bwd``), computed from the same operands as the step, so XLA evaluates the shared
     matmuls once. The scan runs features first where ``scan_steps`` would by default and
-    ``bwd.preact`` supports it (the LSTM's); ``carries`` then come back batch-first.
+    ``bwd.preact`` supports it (the LSTM's); ``carries`` are then ``(T, F, *batch)`` and ``fa``
+    is ``FEATURES_FIRST`` (``BATCH_FIRST`` otherwise), as :func:`sequence_backward` takes them.
     """
-    ff = features_first_by_default(cell, xs, hoist) and (
-        bwd is None or getattr(bwd.preact, "features_first", False))
-    fa = FEATURES_FIRST if ff else BATCH_FIRST
+    fa = saved_layout(cell, xs, hoist, bwd)
+    ff = fa == FEATURES_FIRST
     kw = {"fa": fa} if ff else {}
+    # Features first, a cell with a fused step runs it as ``finish(preact(x))`` and saves the
+    # ``a`` in between: computed once (XLA did not share the stacked weights of two calls).
+    fused = fused_step(cell) if ff and bwd is not None and bwd.saves_fused else None
 
     def save(step):
         def wrapped(c, inp):
+            x, v, r = inp
+            if fused is not None:
+                a = fused.preact(params, reset_to_zeros(c, r, fa), x, fa)
+                new_carry, y = masked_step(cell, params, c, a, v, r, fa, recur=fused.finish)
+                return new_carry, (y, c, a)
             new_carry, y = step(c, inp)
             if bwd is None:
                 return new_carry, (y, c, None)
-            x, _, r = inp
             xp = x if hoist else cell.project(params, x, **kw)
             return new_carry, (y, c, bwd.preact(params, reset_to_zeros(c, r, fa), xp, **kw))
 
@@ -53,8 +61,16 @@ def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unrol
                                             unroll=unroll, hoist=hoist, wrap_step=save,
                                             resets=resets, features_first=ff)
     if ff:  # (T, F, *batch) -> (T, *batch, F)
-        ys, carries = jax.tree.map(lambda a: jnp.moveaxis(a, 1, -1), (ys, carries))
-    return final, ys, carries, pres
+        ys = jnp.moveaxis(ys, 1, -1)
+    return final, ys, carries, pres, fa
+
+
+def saved_layout(cell: Cell, xs, hoist: bool, bwd: Optional[CellBackward]) -> int:
+    """The layout :func:`forward_with_carries` saves in: ``FEATURES_FIRST`` where ``scan_steps``
+    scans features first by default and ``bwd.preact`` supports it, else ``BATCH_FIRST``."""
+    ff = features_first_by_default(cell, xs, hoist) and (
+        bwd is None or getattr(bwd.preact, "features_first", False))
+    return FEATURES_FIRST if ff else BATCH_FIRST
 
 
 class ManualBPTT(NamedTuple):
@@ -109,10 +125,12 @@ class ManualBPTT(NamedTuple):
         save = None if self.recompute or bwd_cell.preact is None else bwd_cell
 
         def fwd(params, xs, carry, valid, resets):
-            final, ys, carries, pres = forward_with_carries(
+            final, ys, carries, pres, _ = forward_with_carries(
                 cell, params, xs, carry, valid, reverse=reverse, unroll=unroll,
                 hoist=self.hoist, resets=resets, bwd=save)
             return (final, ys), (params, xs, carries, pres, valid, resets)
+
+        fa = saved_layout(cell, xs, self.hoist, save)
 
         def bwd(res, cotangents):
             params, xs, carries, pres, valid, resets = res
@@ -120,7 +138,7 @@ class ManualBPTT(NamedTuple):
             dparams, dcarry0, dxs = sequence_backward(
                 cell, bwd_cell, params, xs, carries, dys, dfinal, valid, reverse=reverse,
                 truncate=self.truncate, clip=self.clip, unroll=unroll, hoist=self.hoist,
-                accumulate=self.accumulate, resets=resets, pres=pres)
+                accumulate=self.accumulate, resets=resets, pres=pres, fa=fa)
             return dparams, dxs, dcarry0, None, None
 
         run.defvjp(fwd, bwd)
@@ -182,10 +200,10 @@ def bptt(
     xs_tm, valid = seq.xs, seq.valid
     dys_tm = dys if time_major else jnp.moveaxis(dys, -2, 0)
     bwd = backward_for(cell)
-    _, _, carries, pres = forward_with_carries(cell, params, xs_tm, seq.carry, valid,
-                                               reverse=reverse, unroll=unroll,
-                                               resets=seq.resets, bwd=bwd)
+    _, _, carries, pres, fa = forward_with_carries(cell, params, xs_tm, seq.carry, valid,
+                                                   reverse=reverse, unroll=unroll,
+                                                   resets=seq.resets, bwd=bwd)
     dparams, dcarry0, dxs = sequence_backward(
         cell, bwd, params, xs_tm, carries, dys_tm, dcarry, valid, reverse=reverse,
-        truncate=truncate, clip=clip, unroll=unroll, resets=seq.resets, pres=pres)
+        truncate=truncate, clip=clip, unroll=unroll, resets=seq.resets, pres=pres, fa=fa)
     return dparams, dcarry0, (dxs if time_major else jnp.moveaxis(dxs, 0, -2))

@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import CellBackward
-from rnn_jax._src.cell import Cell
-from rnn_jax._src.scan import reset_to_zeros
+from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell
+from rnn_jax._src.scan import _per_sequence, reset_to_zeros
 
 
 def _where(keep, a, b):
@@ -60,6 +60,7 @@ def sequence_backward(
     accumulate: bool = False,
     resets: Optional[jax.Array] = None,
     pres: Any = None,
+    fa: int = BATCH_FIRST,
 ) -> tuple[Any, Any, jax.Array]:
     """Gradients ``(dparams, dcarry0, dxs)`` of a time-major forward pass.
 
@@ -78,24 +79,44 @@ def sequence_backward(
         so the step is recomputed from zeros and no gradient reaches the carry before it.
       pres: ``bwd.preact`` of every step, ``(T, *batch, …)``, saved by the forward pass; None
         to recompute them in each backward step (one more matmul with the carry per step).
+      fa: ``FEATURES_FIRST`` when ``carries`` are ``(T, F, *batch)``, as the features-first
+        forward pass saves them. With ``pres`` and a step that supports it (the LSTM's) the
+        backward scan then runs features first too, and each step's ``δxp`` (``(G, *batch)``)
+        overwrites that step's pre-activations in the ``pres`` buffer, which needs no other
+        ``(T, G, *batch)`` buffer (``dxps`` is read back from it).
     """
     T = xs.shape[0]
-    carries = reset_to_zeros(carries, resets)  # the carries the steps actually read
+    ff = fa == FEATURES_FIRST
+    if ff and (accumulate or hoist or pres is None or not getattr(bwd.step, "features_first",
+                                                                  False)):
+        # Only the saved-pre-activation path runs features first: the others batch-first.
+        carries, ff, fa = jax.tree.map(lambda a: jnp.moveaxis(a, 1, -1), carries), False, BATCH_FIRST
+    in_place = ff and all(jnp.shape(p) == (T, g, *xs.shape[1:-1]) and jnp.result_type(p) == dt
+                          for p, (g, dt) in [(pres, _xp_size(cell, params, xs))])
+    if not ff:
+        carries = reset_to_zeros(carries, resets)  # the carries the steps actually read
     xps = cell.project(params, xs) if hoist else None  # (T, *batch, G): one large matmul
+    kw = {"fa": fa, "wt": bwd.transposed(params)} if ff else {}
+    to_ff = (lambda a: jnp.moveaxis(a, -1, 0)) if ff else (lambda a: a)
 
     def body(state, inp):
-        dc, acc = state if accumulate else (state, None)
-        carry, x, xp, dy, v, s, r, pre = inp
-        if xp is None:
+        dc, acc = state if accumulate or in_place else (state, None)
+        carry, x, xp, dy, v, s, r, pre, t = inp
+        if in_place:  # read this step's pre-activations where its dxp will go
+            pre = jax.lax.dynamic_index_in_dim(acc, t, keepdims=False)
+        if ff:
+            carry = reset_to_zeros(carry, r, fa)
+            dy = to_ff(dy)
+        elif xp is None:
             xp = cell.project(params, x)                   # (*batch, G), recomputed
         if v is not None:
-            keep = v[..., None]
+            keep = _per_sequence(v, fa)
             dy = jnp.where(keep, dy, jnp.zeros_like(dy))
             dc_in = _where(keep, dc, jax.tree.map(jnp.zeros_like, dc))
         else:
             dc_in = dc
-        dc_prev, dxp, local = bwd.step(params, carry, xp, dc_in, dy, pre)
-        dc_prev = reset_to_zeros(dc_prev, r)      # a reset cuts the path to the older carry
+        dc_prev, dxp, local = bwd.step(params, carry, xp, dc_in, dy, pre, **kw)
+        dc_prev = reset_to_zeros(dc_prev, r, fa)  # a reset cuts the path to the older carry
         if v is not None:
             dc_prev = _where(keep, dc_prev, dc)   # invalid step: the carry passed through
         if clip is not None:
@@ -103,6 +124,8 @@ def sequence_backward(
         if truncate is not None:
             cut = (s % truncate == 0) & (s > 0)
             dc_prev = jax.tree.map(lambda d: jnp.where(cut, jnp.zeros_like(d), d), dc_prev)
+        if in_place:
+            return (dc_prev, jax.lax.dynamic_update_index_in_dim(acc, dxp, t, 0)), (None, local)
         if not accumulate:
             return dc_prev, (dxp, local)
         d_proj, dx = bwd.project_grads(params, x, dxp)
@@ -111,14 +134,32 @@ def sequence_backward(
         return (dc_prev, acc), dx
 
     s = (T - 1 - jnp.arange(T)) if reverse else jnp.arange(T)  # scan step of time t
-    inputs = (carries, xs, xps, dys, valid, s if truncate is not None else None, resets, pres)
+    inputs = (carries, None if ff else xs, xps, dys, valid,
+              s if truncate is not None else None, resets,
+              None if in_place else pres, jnp.arange(T) if in_place else None)
     if accumulate:
         zeros = jax.tree.map(jnp.zeros_like, params)
         (dcarry0, dparams), dxs = jax.lax.scan(body, (dcarry, zeros), inputs,
                                                reverse=not reverse, unroll=unroll)
         return dparams, dcarry0, dxs
-    dcarry0, (dxps, local) = jax.lax.scan(body, dcarry, inputs, reverse=not reverse,
-                                          unroll=unroll)
+    init = jax.tree.map(to_ff, dcarry)
+    if in_place:
+        (dcarry0, dxps), (_, local) = jax.lax.scan(body, (init, pres), inputs,
+                                                   reverse=not reverse, unroll=unroll)
+    else:
+        dcarry0, (dxps, local) = jax.lax.scan(body, init, inputs, reverse=not reverse,
+                                              unroll=unroll)
+    if ff:  # (T, F, *batch) -> (T, *batch, F); XLA folds these into the contractions' copies
+        dxps, local, carries = jax.tree.map(lambda a: jnp.moveaxis(a, 1, -1),
+                                            (dxps, local, carries))
+        dcarry0 = jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1), dcarry0)
+        carries = reset_to_zeros(carries, resets)
     d_rec = bwd.recur_grads(params, carries, dxps, local)
     d_proj, dxs = bwd.project_grads(params, xs, dxps)
     return jax.tree.map(jnp.add, d_rec, d_proj), dcarry0, dxs
+
+
+def _xp_size(cell: Cell, params: Any, xs: jax.Array) -> tuple[int, Any]:
+    """``(G, dtype)`` of ``cell.project``'s output for one step."""
+    out = jax.eval_shape(cell.project, params, jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype))
+    return out.shape[-1], out.dtype

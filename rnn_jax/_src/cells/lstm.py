@@ -24,7 +24,8 @@ import jax.numpy as jnp
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, resolve
 from rnn_jax._src.cell import (BATCH_FIRST, Cell, Options, add_linear, affine, check_size,
-                               features_first_capable, gate_weights, linear, per_feature, split)
+                               Fused, features_first_capable, fused_with, gate_weights, linear,
+                               per_feature, split, stacked_linear)
 from rnn_jax._src.params import LSTMCarry, LSTMParams
 
 
@@ -81,9 +82,8 @@ def lstm(
     def project(params: LSTMParams, x: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
         return affine(x, params.w_ih, params.b_ih + params.b_hh, fa)
 
-    @features_first_capable
-    def recur(params: LSTMParams, carry: LSTMCarry, xp: jax.Array, fa: int = BATCH_FIRST):
-        a = add_linear(xp, carry.h, params.w_hh, fa)
+    def gates(params: LSTMParams, carry: LSTMCarry, a: jax.Array, fa: int):
+        """The step once the pre-activations ``a`` are known: elementwise but for ``W_hr``."""
         a_i, a_f, a_g, a_o = split(a, 4, fa)
         c_prev = carry.c
         if params.w_ci is not None:
@@ -97,6 +97,17 @@ def lstm(
             h = linear(h, params.w_hr, fa)
         return LSTMCarry(h, c), h
 
+    def fused_preact(params: LSTMParams, carry: LSTMCarry, x: jax.Array, fa: int):
+        """``a = W_ih x + W_hh h + b_ih + b_hh`` with one matmul (the features-first scan's)."""
+        a = stacked_linear(x, carry.h, params.w_ih, params.w_hh, fa)
+        return a + per_feature(params.b_ih + params.b_hh, a, fa)
+
+    @features_first_capable
+    @fused_with(project, Fused(fused_preact, gates))
+    def recur(params: LSTMParams, carry: LSTMCarry, xp: jax.Array, fa: int = BATCH_FIRST):
+        return gates(params, carry, add_linear(xp, carry.h, params.w_hh, fa), fa)
+
     options = Options(peephole=peephole, proj_size=proj_size, forget_bias=forget_bias,
                       gate_activation=gname, cell_activation=cname, output_activation=oname)
     return Cell("lstm", input_size, H, P, options, init, initial_carry, project, recur)
+
