@@ -87,12 +87,15 @@ def sequence_backward(
     """
     T = xs.shape[0]
     ff = fa == FEATURES_FIRST
-    if ff and (accumulate or hoist or pres is None or not getattr(bwd.step, "features_first",
-                                                                  False)):
+    if ff and (accumulate or hoist or pres is None
+               or not getattr(bwd.step, "features_first", False)):
         # Only the saved-pre-activation path runs features first: the others batch-first.
-        carries, ff, fa = jax.tree.map(lambda a: jnp.moveaxis(a, 1, -1), carries), False, BATCH_FIRST
-    in_place = ff and all(jnp.shape(p) == (T, g, *xs.shape[1:-1]) and jnp.result_type(p) == dt
-                          for p, (g, dt) in [(pres, _xp_size(cell, params, xs))])
+        carries = jax.tree.map(lambda a: jnp.moveaxis(a, 1, -1), carries)
+        ff, fa = False, BATCH_FIRST
+    in_place = False  # δxp written over the saved pre-activations: same shape and dtype
+    if ff:
+        g, dtype = _xp_size(cell, params, xs)
+        in_place = jnp.shape(pres) == (T, g, *xs.shape[1:-1]) and jnp.result_type(pres) == dtype
     if not ff:
         carries = reset_to_zeros(carries, resets)  # the carries the steps actually read
     xps = cell.project(params, xs) if hoist else None  # (T, *batch, G): one large matmul
