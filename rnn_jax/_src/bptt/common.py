@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src.activations import ACTIVATIONS
+from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST
 
 Array = jax.Array
 
@@ -96,10 +97,10 @@ def lead_sum(d: Array) -> Array:
     return d.reshape(-1, d.shape[-1]).sum(0)
 
 
-def matmul(d: Array, w: Array, fa: int = -1) -> Array:
+def matmul(d: Array, w: Array, fa: int = BATCH_FIRST) -> Array:
     """``d @ w`` for ``d`` with any leading axes (the transpose of ``cell.linear``). Features
-    first (``fa=0``, ``d`` of shape ``(out, *batch)``), ``w`` is passed transposed, ``(in,
+    first (``fa=FEATURES_FIRST``, ``d`` of shape ``(out, *batch)``), ``w`` is passed transposed, ``(in,
     out)``, and the result is ``w d``, ``(in, *batch)``."""
-    if fa == 0:
+    if fa == FEATURES_FIRST:
         return jax.lax.dot_general(w, d, (((1,), (0,)), ((), ())))
     return jnp.matmul(d, w)
