@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import jax
 import pytest
 
 from rnn_jax._src.bench import harness, report
@@ -22,6 +23,9 @@ EXPECTED_PEERS = {  # peer -> cells it implements
     "flax": {"lstm", "gru", "elman"}, "equinox": {"lstm", "gru"}, "torch": {"lstm", "gru", "elman"},
 }
 REQUIRED_KEYS = {"cell", "impl", "shape", "pass", "median_ms", "compile_s"}
+# float32 matmuls run as TF32 on a GPU's tensor cores by default, in JAX and in cuDNN alike
+# (about 4e-4 apart on an H100); on a CPU they are exact float32.
+SAME_METHOD_TOL, PEER_TOL = (1e-5, 1e-4) if jax.default_backend() == "cpu" else (3e-3, 3e-3)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,7 @@ def test_jax_variants_report_xla_memory(result):
 def test_rnn_jax_gradient_methods_agree(result):
     for r in result["records"]:
         if r["impl"].startswith("rnn_jax"):
-            assert r["rel_error_vs_rnn_jax"] < 1e-5, r
+            assert r["rel_error_vs_rnn_jax"] < SAME_METHOD_TOL, r
 
 
 @pytest.mark.parametrize("peer", sorted(PEER_PREFIXES))
@@ -67,7 +71,7 @@ def test_peer_outputs_and_gradients_match_rnn_jax(result, peer):
     records = [r for r in result["records"] if r["impl"].startswith(PEER_PREFIXES[peer])]
     assert {r["cell"] for r in records} == EXPECTED_PEERS[peer]
     for r in records:
-        assert r["rel_error_vs_rnn_jax"] < 1e-4, r
+        assert r["rel_error_vs_rnn_jax"] < PEER_TOL, r
 
 
 def test_json_and_markdown(result, tmp_path):
@@ -88,3 +92,21 @@ def test_cli_subcommand_writes_outputs(tmp_path):
     records = json.loads((tmp_path / "bench.json").read_text())["records"]
     assert {r["impl"] for r in records} >= {"rnn_jax", "floor:scan"}
     assert (tmp_path / "bench.md").read_text().startswith("## Environment")
+
+
+def test_impls_filter_skips_compiling_unselected_variants(monkeypatch):
+    compiled = []
+    real = harness.ours.prepare_jax
+
+    def spy(impl, *args, **kwargs):
+        compiled.append(impl)
+        return real(impl, *args, **kwargs)
+
+    monkeypatch.setattr(harness.ours, "prepare_jax", spy)
+    options = harness.Options(cells=("lstm",), shapes=(TINY_SHAPE,), reps=1, passes=("fwdbwd",),
+                              peers=("flax",), impls=("rnn_jax:manual",))
+    records = harness.run_benchmark(options, log=lambda s: None)["records"]
+    assert {r["impl"] for r in records} == {"rnn_jax", "floor:scan", "floor:hoisted"} | (
+        {"rnn_jax:manual"} if "rnn_jax:manual" in compiled else set())
+    assert set(compiled) <= {"rnn_jax", "rnn_jax:manual"}
+    assert "rnn_jax" in compiled

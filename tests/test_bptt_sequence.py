@@ -201,10 +201,12 @@ def test_default_gradient_is_manual_for_own_cells_only():
     assert default_method(own) == rnn_jax.ManualBPTT()
     assert default_method(rnn_jax.elman(3, 4)) == rnn_jax.ManualBPTT()
     assert default_method(own, batch_size=4096) == rnn_jax.ManualBPTT()
-    gru = rnn_jax.gru(3, 4)  # manual measured faster for small batches only
-    assert default_method(gru) == rnn_jax.ManualBPTT()
-    assert default_method(gru, batch_size=15) == rnn_jax.ManualBPTT()
-    assert default_method(gru, batch_size=16) == rnn_jax.Autodiff()
+    gru = rnn_jax.gru(3, 4)  # on a CPU, manual measured faster for small batches only
+    assert default_method(gru, on="cpu") == rnn_jax.ManualBPTT()
+    assert default_method(gru, batch_size=15, on="cpu") == rnn_jax.ManualBPTT()
+    assert default_method(gru, batch_size=16, on="cpu") == rnn_jax.Autodiff()
+    assert default_method(gru, batch_size=4096, on="gpu") == rnn_jax.ManualBPTT()
+    assert default_method(gru, batch_size=16, on="tpu") == rnn_jax.Autodiff()  # CPU's choice
     scale = 0.5
 
     def recur(p, c, xp):  # an LSTM step with an extra scale: different equations, same name
@@ -213,6 +215,7 @@ def test_default_gradient_is_manual_for_own_cells_only():
 
     mine = own._replace(recur=recur)
     assert default_method(mine) == rnn_jax.Autodiff()
+    assert default_method(mine, on="gpu") == rnn_jax.Autodiff()
     params = jax.tree.map(lambda a: a.astype(F64), own.init(jax.random.key(0)))
     xs = jax.random.normal(jax.random.key(1), (2, 5, 3), F64)
 

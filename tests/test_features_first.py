@@ -216,12 +216,23 @@ def test_fused_step_only_for_the_cells_own_functions_and_small_h():
     assert not np.allclose(got[1], other[1])
 
 
+def _scan_split(params):
+    """How many of a ``scan`` equation's inputs are constants and how many are carries.
+
+    jax < 0.11 names the counts; jax 0.11 keeps a flat tree of (consts, carry, xs) in ``ft_in``.
+    """
+    if "num_consts" in params:
+        return params["num_consts"], params["num_carry"]
+    consts, carry, _ = params["ft_in"].unpack()
+    return len(list(consts.vals)), len(list(carry.vals))
+
+
 def _shapes_carried_by_scans(jaxpr):
     """The shapes of every ``scan``'s carried values in ``jaxpr`` and its sub-jaxprs."""
     out = []
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "scan":
-            n_consts, n_carry = eqn.params["num_consts"], eqn.params["num_carry"]
+            n_consts, n_carry = _scan_split(eqn.params)
             out.append([v.aval.shape for v in eqn.invars[n_consts:n_consts + n_carry]])
     for sub in jax.extend.core.subjaxprs(jaxpr):
         out += _shapes_carried_by_scans(sub)

@@ -1,6 +1,7 @@
 """Property tests of the runner: padding, reversal, layouts, jit, vmap, gradients."""
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -185,3 +186,35 @@ def test_losses():
     pred, target = logits, jnp.zeros_like(logits)
     want = np.sum((np.asarray(pred) ** 2).sum(-1) * mask) / (7 * 7)
     np.testing.assert_allclose(rnn_jax.masked_mse(pred, target, lengths), want, rtol=1e-12)
+
+
+def _scan_unrolls(jaxpr):
+    """The ``unroll`` of every scan in ``jaxpr`` and its sub-jaxprs."""
+    out = [e.params["unroll"] for e in jaxpr.eqns if e.primitive.name == "scan"]
+    for sub in jax.extend.core.subjaxprs(jaxpr):
+        out += _scan_unrolls(sub)
+    return out
+
+
+@pytest.mark.parametrize("on", ["cpu", "gpu"])
+def test_default_unroll_follows_the_backend_into_every_scan(on, monkeypatch):
+    """With no ``unroll``, the forward scan and the manual backward's scan both take the
+    backend's tuned value (``tuning.UNROLL``); an explicit ``unroll`` wins."""
+    from rnn_jax._src import tuning
+
+    assert tuning.default_unroll("cpu") == 1 and tuning.default_unroll("gpu") == 8
+    assert tuning.default_unroll("tpu") == 1  # no measurements: the CPU's choice
+    monkeypatch.setattr(tuning.jax, "default_backend", lambda: on)
+    cell, params, xs = problem("lstm", 0)
+
+    def unrolls(**kw):
+        loss = lambda p: jnp.sum(rnn_jax.run(cell, p, xs, **kw)[1])  # noqa: E731
+        return _scan_unrolls(jax.make_jaxpr(jax.grad(loss))(params).jaxpr)
+
+    expected = tuning.UNROLL[on]
+    got = unrolls()
+    assert len(got) >= 2 and set(got) == {expected}
+    assert set(unrolls(unroll=3)) == {3}
+    dys = jnp.ones((*BATCH, T, cell.output_size), F64)
+    by_hand = jax.make_jaxpr(lambda p: rnn_jax.bptt(cell, p, xs, dys))(params)
+    assert set(_scan_unrolls(by_hand.jaxpr)) == {expected}

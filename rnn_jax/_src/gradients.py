@@ -23,6 +23,11 @@ class Autodiff(NamedTuple):
     The default of :func:`rnn_jax.run` for cells other than rnn_jax's own (which default to
     :class:`rnn_jax.ManualBPTT`), and the method to pass for forward-mode ``jax.jvp``.
 
+    In bfloat16 or float16 the weight gradients are summed over the steps in that dtype (the
+    scan's gradient carry), so over long sequences small per-step terms are rounded away:
+    at B=8, T=2000 a bfloat16 LSTM's bias gradients came out 81% off a float32 reference.
+    :class:`rnn_jax.ManualBPTT` (the default there) sums them in single contractions instead.
+
     Attributes:
       hoist: compute the input projection for all steps before the scan.
     """
@@ -40,7 +45,10 @@ class Checkpointed(NamedTuple):
     """Autodiff that stores only each step's inputs and recomputes the step when going back.
 
     Memory for the backward pass falls from every gate activation per step to the carry per
-    step, at the price of a second forward evaluation of each step (``jax.checkpoint``).
+    step, at the price of a second forward evaluation of each step (``jax.checkpoint``). Its
+    weight gradients are autodiff's, summed over the steps in the params' dtype (see
+    :class:`Autodiff` on bfloat16), as are those of ``ManualBPTT(accumulate=True)``; in 16-bit
+    dtypes over long sequences prefer ``ManualBPTT()``.
     """
 
     def scan(self, cell: Cell, params: Any, xs: jax.Array, carry: Any,

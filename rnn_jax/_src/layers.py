@@ -8,7 +8,7 @@ and return layers, so they nest: ``stacked([bidirectional(lstm(I, H)), lstm(2 * 
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +42,9 @@ def _mask_outputs(ys, lengths, time_major):
     return jnp.where(valid[..., None], ys, jnp.zeros((), ys.dtype))
 
 
-def layer(cell: Cell, *, reverse: bool = False, unroll: int = 1) -> Layer:
-    """Wraps a cell as a layer that runs it over the whole sequence with :func:`rnn_jax.run`."""
+def layer(cell: Cell, *, reverse: bool = False, unroll: Optional[int] = None) -> Layer:
+    """Wraps a cell as a layer that runs it over the whole sequence with :func:`rnn_jax.run`
+    (``unroll``: as there; None picks the backend's default)."""
     v.check_cell(cell)
 
     def apply(params, xs, *, lengths=None, initial_carry=None, time_major=False, key=None,

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from rnn_jax._src import validate as v
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.gradients import Autodiff
+from rnn_jax._src.tuning import default_unroll
 
 
 class Prepared(NamedTuple):
@@ -49,20 +50,31 @@ def prepare(cell: Cell, params: Any, xs: Any, initial_carry: Any, lengths: Any,
     return Prepared(xs_tm, initial_carry, v.valid_mask(lengths, T), resets, T, batch_shape)
 
 
-def default_method(cell: Cell, batch_size: int = 1) -> Any:
-    """The gradient method ``run`` uses when ``grad`` is None: the fastest one measured.
+def default_method(cell: Cell, batch_size: int = 1, on: Optional[str] = None,
+                   dtype: Any = None) -> Any:
+    """The gradient method ``run`` uses when ``grad`` is None: the fastest one measured, or the
+    accurate one in low precision.
 
-    :class:`rnn_jax.ManualBPTT` for rnn_jax's own Elman, Jordan and LSTM cells (no matmul is
-    redone and the weight gradients are a few large contractions after the backward scan:
-    LSTM forward+backward at B=64, T=500, I=H=128 340 ms against 380 ms with autodiff on a
-    2-core CPU) and for the GRU below 16 sequences; :class:`rnn_jax.Autodiff` for larger GRU
-    batches (autodiff was faster at B=64) and for cells written outside rnn_jax
-    (``registry.MANUAL_BELOW``). ``batch_size`` is the number of sequences (1 unbatched).
+    :class:`rnn_jax.ManualBPTT` for rnn_jax's own cells (no matmul is redone and the weight
+    gradients are a few large contractions after the backward scan: LSTM forward+backward at
+    B=64, T=500, I=H=128 340 ms against 380 ms with autodiff on a 2-core CPU), except the GRU
+    from 16 sequences on a CPU; :class:`rnn_jax.Autodiff` there and for cells written outside
+    rnn_jax. ``batch_size`` is the number of sequences (1 unbatched); ``on`` the backend
+    (default: JAX's); the measurements are in :mod:`rnn_jax._src.tuning`.
+
+    With a ``dtype`` of fewer than 32 bits (bfloat16, float16) every cell that has a
+    hand-written backward gets it, whatever its speed: autodiff through ``lax.scan`` adds each
+    step's weight gradient into a carry of that dtype, and over many steps the small
+    increments are rounded away (bfloat16 LSTM at B=8, T=2000: bias gradients 81% off a
+    float32 reference on the same inputs, against 0.3% with ``ManualBPTT``, whose weight
+    gradients are single contractions after the scan).
     """
     from rnn_jax._src.bptt.manual import ManualBPTT
-    from rnn_jax._src.bptt.registry import manual_is_default
+    from rnn_jax._src.bptt.registry import has_backward, manual_is_default
 
-    return ManualBPTT() if manual_is_default(cell, batch_size) else Autodiff()
+    low = dtype is not None and jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
+    manual = has_backward(cell) if low else manual_is_default(cell, batch_size, on)
+    return ManualBPTT() if manual else Autodiff()
 
 
 def run(
@@ -75,7 +87,7 @@ def run(
     resets: Optional[jax.Array] = None,
     reverse: bool = False,
     time_major: bool = False,
-    unroll: int = 1,
+    unroll: Optional[int] = None,
     grad: Any = None,
 ) -> tuple[Any, jax.Array]:
     """Runs ``cell`` over a (padded) batch of sequences.
@@ -96,11 +108,12 @@ def run(
       reverse: read each sequence backwards, from its last valid step to ``t = 0``. Only the
         valid prefix is reversed; outputs come back in the original time order.
       time_major: layout of ``xs`` and of the outputs.
-      unroll: passed to ``lax.scan``.
+      unroll: time steps per ``lax.scan`` iteration (speed only, never results). None: 1 on a
+        CPU, 8 on a GPU, where each loop iteration costs several microseconds
+        (:mod:`rnn_jax._src.tuning`).
       grad: the gradient method: :class:`rnn_jax.ManualBPTT` (the default for rnn_jax's own
-        Elman, Jordan and LSTM cells, and for its GRU below 16 sequences),
-        :class:`rnn_jax.Autodiff` (the default for larger GRU batches and other cells; use it
-        for forward-mode ``jax.jvp`` / ``jax.jacfwd``, which a custom VJP does not support)
+        cells, except the GRU from 16 sequences on a CPU in 32 or more bits),
+        :class:`rnn_jax.Autodiff` (the default there and for other cells; use it for forward-mode ``jax.jvp`` / ``jax.jacfwd``, which a custom VJP does not support)
         or :class:`rnn_jax.Checkpointed` (see :func:`default_method`).
 
     Returns:
@@ -111,14 +124,18 @@ def run(
       TypeError, ValueError: at trace time, for inputs of the wrong rank, size or dtype, lengths
       of the wrong shape, dtype or range, a carry or params not matching the cell.
     """
-    v.check_unroll(unroll)
+    unroll = default_unroll() if unroll is None else v.check_unroll(unroll)
     if not isinstance(reverse, bool):
         raise TypeError(f"reverse must be a bool, got {reverse!r}")
     v.check_cell(cell)
     if grad is not None and not callable(getattr(grad, "scan", None)):
         raise TypeError(f"grad must be a gradient method such as rnn_jax.Autodiff(), got {grad!r}")
     seq = prepare(cell, params, xs, initial_carry, lengths, time_major, resets)
-    method = default_method(cell, math.prod(seq.batch_shape)) if grad is None else grad
+    if grad is None:
+        dtype = jnp.result_type(seq.xs, *jax.tree.leaves(params))
+        method = default_method(cell, math.prod(seq.batch_shape), dtype=dtype)
+    else:
+        method = grad
     kw = {} if seq.resets is None else {"resets": seq.resets}
     carry, ys = method.scan(cell, params, seq.xs, seq.carry, seq.valid,
                             reverse=reverse, unroll=unroll, **kw)

@@ -46,6 +46,9 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
         "python": platform.python_version(), "jax_backend": jax.default_backend(),
         "jax_devices": [str(d) for d in jax.devices()],
+        "jax_device_kind": jax.devices()[0].device_kind,
+        # None: XLA's default, which may run float32 matmuls on a GPU's TF32 tensor cores.
+        "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
         "versions": {p: _version(p) for p in _PACKAGES}, "env": env,
         "load_avg": list(os.getloadavg()),
     }

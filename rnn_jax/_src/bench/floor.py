@@ -7,9 +7,12 @@ Two references per problem, timed interleaved with the RNN variants:
   (a cheap reduction that keeps every column of ``g`` live).
 * ``floor:hoisted``: the same with the input matmul done once for all steps before the scan.
 
-The matmul-only floor of a problem is the faster of the two; an RNN's ``floor_fraction`` is
+Both scan with the ``unroll`` rnn_jax's runner uses by default on the backend (1 on a CPU, 8 on
+a GPU: :mod:`rnn_jax._src.tuning`), so that the loop's own cost per iteration, large on a GPU,
+is counted alike. The matmul-only floor of a problem is the faster of the two; an RNN's ``floor_fraction`` is
 floor time over its own time. With backward, both are differentiated the same way as the RNNs.
-:func:`peak_gflops` times one large square matmul outside any loop.
+:func:`peak_gflops` times one large square matmul outside any loop: 1024² on a CPU, 8192² on
+an accelerator (a 1024² product is over in microseconds there and would measure launch time).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ def _apply(cell: str, hoisted: bool) -> Any:
     import jax.numpy as jnp
     from jax import lax
 
+    from rnn_jax._src.tuning import default_unroll
+
     gates = GATES[cell]
 
     def apply(p: dict[str, Any], xs: Any) -> Any:
@@ -43,7 +48,7 @@ def _apply(cell: str, hoisted: bool) -> Any:
             h = g.reshape(batch, gates, hidden).sum(axis=1)  # (B, H)
             return h, h
 
-        _, ys = lax.scan(step, jnp.zeros((batch, hidden), xs.dtype), xs_t)
+        _, ys = lax.scan(step, jnp.zeros((batch, hidden), xs.dtype), xs_t, unroll=default_unroll())
         return jnp.swapaxes(ys, 0, 1)
 
     return apply
@@ -60,12 +65,18 @@ def prepare(problem: Problem, pass_: str) -> list[Prepared]:
                         params, no_grads) for impl in FLOOR_IMPLS]
 
 
-def peak_gflops(dtype: str = "float32", n: int = 1024, reps: int = 10) -> float:
-    """Median GFLOP/s of one jitted ``(n, n) @ (n, n)`` matmul."""
+def peak_size() -> int:
+    """The side of :func:`peak_gflops`'s matmul on JAX's default backend."""
     import jax
-    import jax.numpy as jnp
 
-    a = jnp.ones((n, n), jnp_dtype(dtype))
+    return 1024 if jax.default_backend() == "cpu" else 8192
+
+
+def peak_gflops(dtype: str = "float32", n: int = 1024, reps: int = 10) -> float:
+    """Median GFLOP/s of one jitted ``(n, n) @ (n, n)`` matmul on standard normal data."""
+    import jax
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp_dtype(dtype))
     matmul = jax.jit(lambda x, y: x @ y).lower(a, a).compile()
     jax.block_until_ready(matmul(a, a))
     times = []

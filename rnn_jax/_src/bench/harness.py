@@ -57,11 +57,20 @@ def available_peers(peers: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]
 
 
 def build(problem: Problem, pass_: str, peers: tuple[str, ...],
-          core: Optional[ModuleType] = None) -> list[Prepared]:
-    """Compiles every variant of one group: rnn_jax first, then peers, then the floors."""
-    prepared = ours.prepare(problem, pass_, core)
+          core: Optional[ModuleType] = None,
+          impls: Optional[tuple[str, ...]] = None) -> list[Prepared]:
+    """Compiles every variant of one group: rnn_jax first, then peers, then the floors.
+
+    With ``impls``, rnn_jax variants and peers that no prefix can select are not compiled
+    (:func:`_keep` then drops the rest of the unselected variants).
+    """
+    def wanted(name: str) -> bool:
+        return impls is None or name.startswith(impls) or any(p.startswith(name) for p in impls)
+
+    prepared = ours.prepare(problem, pass_, core, keep=lambda impl: impl == "rnn_jax" or wanted(impl))
     for peer in peers:
-        prepared += importlib.import_module(_PEER_MODULES[peer]).prepare(problem, pass_)
+        if wanted(peer):
+            prepared += importlib.import_module(_PEER_MODULES[peer]).prepare(problem, pass_)
     return prepared + floor.prepare(problem, pass_)
 
 
@@ -133,13 +142,14 @@ def run_benchmark(options: Options = Options(), core: Optional[ModuleType] = Non
     for note in notes:
         log(note)
     start, env = time.time(), environment()
-    peak = floor.peak_gflops(options.dtype)
+    n = floor.peak_size()
+    peak = floor.peak_gflops(options.dtype, n)
     records: list[dict[str, Any]] = []
     for cell in options.cells:
         for shape in options.shapes:
             problem = make_problem(cell, shape, options.dtype, options.seed)
             for pass_ in options.passes:
-                prepared = _keep(build(problem, pass_, peers, core), options.impls)
+                prepared = _keep(build(problem, pass_, peers, core, options.impls), options.impls)
                 errors = check_against_ours(prepared) if options.check else {}
                 times = time_interleaved(prepared, options.reps, options.warmup)
                 group = summarise(problem, pass_, prepared, times, errors)
@@ -148,8 +158,8 @@ def run_benchmark(options: Options = Options(), core: Optional[ModuleType] = Non
                 records += group
                 log(f"{cell} {'x'.join(map(str, shape))} {pass_}: " + ", ".join(
                     f"{r['impl']} {r['median_ms']:.2f}ms" for r in group))
-    peak_end = floor.peak_gflops(options.dtype)
+    peak_end = floor.peak_gflops(options.dtype, n)
     return {"environment": env, "options": options._asdict(), "notes": notes,
-            "matmul": {"peak_gflops_start": peak, "peak_gflops_end": peak_end, "n": 1024},
+            "matmul": {"peak_gflops_start": peak, "peak_gflops_end": peak_end, "n": n},
             "wall_s": time.time() - start, "load_avg_end": list(os.getloadavg()),
             "records": records}

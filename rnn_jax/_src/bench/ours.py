@@ -10,7 +10,7 @@ default (e.g. ``Autodiff()`` while it is the default) is not timed twice.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from rnn_jax._src.bench.jaxprep import prepare_jax
 from rnn_jax._src.bench.spec import Prepared, Problem
@@ -69,8 +69,10 @@ def variants(core: ModuleType, pass_: str,
 
 
 def prepare(problem: Problem, pass_: str, core: Optional[ModuleType] = None,
-            methods: Optional[tuple[str, ...]] = None) -> list[Prepared]:
-    """rnn_jax variants for ``problem``; a method whose program is the default's is skipped."""
+            methods: Optional[tuple[str, ...]] = None,
+            keep: Callable[[str], bool] = lambda impl: True) -> list[Prepared]:
+    """rnn_jax variants for ``problem`` whose name ``keep`` accepts; a method whose program is
+    the default's is skipped."""
     import jax.numpy as jnp
 
     from rnn_jax._src.bench.jaxprep import jnp_dtype
@@ -84,6 +86,8 @@ def prepare(problem: Problem, pass_: str, core: Optional[ModuleType] = None,
 
     out, seen = [], set()
     for impl, method in variants(core, pass_, methods):
+        if not keep(impl):
+            continue
         def apply(p: Any, x: Any, method: Any = method) -> Any:
             return core.run(cell, p, x, grad=method)[1]
 

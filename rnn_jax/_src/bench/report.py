@@ -55,16 +55,23 @@ def environment_md(result: dict[str, Any]) -> list[str]:
         f"- Machine: {env['cpu']}, {env['cpu_count']} cores, {env['platform']}, backend {env['jax_backend']}",
         "- Versions: " + ", ".join(f"{k} {v[k]}" for k in v),
         f"- Allocator/threading environment: {settings}",
-        f"- Matmul throughput (1024² {opts['dtype']}, jitted): {m['peak_gflops_start']:.1f} GFLOP/s "
+        f"- Matmul throughput ({m.get('n', 1024)}² {opts['dtype']}, jitted): {m['peak_gflops_start']:.1f} GFLOP/s "
         f"at start, {m['peak_gflops_end']:.1f} at end",
         f"- dtype {opts['dtype']}, median of {opts['reps']} interleaved repetitions after "
         f"{opts['warmup']} warm-up call(s); run took {result['wall_s'] / 60:.1f} min; {env['date']}",
         "- Load average (1, 5, 15 min) at start: " + ", ".join(f"{x:.1f}" for x in env["load_avg"])
         + "; at end: " + ", ".join(f"{x:.1f}" for x in result.get("load_avg_end", env["load_avg"])),
     ]
+    if "jax_device_kind" in env:
+        lines.append(f"- JAX device: {env['jax_device_kind']}; default matmul precision "
+                     f"{env.get('jax_default_matmul_precision')}")
     if "torch" in env:
         lines.append(f"- PyTorch threads: {env['torch']['torch_threads']}; "
                      + "; ".join(env["torch"]["torch_parallel"]))
+        if env["torch"].get("torch_device") == "cuda":
+            t = env["torch"]
+            lines.append(f"- PyTorch on {t['gpu']}: CUDA {t['cuda']}, cuDNN {t['cudnn']} "
+                         f"(enabled {t['cudnn_enabled']}, allow_tf32 {t['cudnn_allow_tf32']})")
     return lines + [f"- Note: {n}" for n in result.get("notes", [])]
 
 

@@ -23,6 +23,7 @@ from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell
 from rnn_jax._src.runner import prepare
 from rnn_jax._src.scan import (features_first_by_default, fused_step, masked_step,
                                reset_to_zeros, scan_steps)
+from rnn_jax._src.tuning import default_unroll
 
 
 def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unroll=1, hoist=False,
@@ -167,7 +168,7 @@ def bptt(
     time_major: bool = False,
     truncate: Optional[int] = None,
     clip: Optional[float] = None,
-    unroll: int = 1,
+    unroll: Optional[int] = None,
 ) -> tuple[Any, Any, jax.Array]:
     """Backpropagation through time by hand: gradients of a run given upstream gradients.
 
@@ -186,6 +187,7 @@ def bptt(
       ``(dparams, dinitial_carry, dxs)``, shaped as ``params``, the carry and ``xs``.
     """
     _check_options(truncate, clip)
+    unroll = default_unroll() if unroll is None else v.check_unroll(unroll)
     seq = prepare(cell, params, xs, initial_carry, lengths, time_major, resets)
     T, batch_shape = seq.T, seq.batch_shape
     dys = jnp.asarray(dys)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from typing import Callable
+from typing import Callable, Optional
 
 from rnn_jax._src.bptt import elman, gru, jordan, lstm
 from rnn_jax._src.bptt.common import CellBackward
 from rnn_jax._src.cell import Cell
+from rnn_jax._src.tuning import manual_below
 
 BACKWARDS: dict[str, Callable[[Cell], CellBackward]] = {
     "elman": elman.backward,
@@ -17,19 +17,11 @@ BACKWARDS: dict[str, Callable[[Cell], CellBackward]] = {
 }
 
 
-# When ``run`` uses a cell's hand-written backward by default: for batches of fewer than this
-# many sequences (a batch of 1 for an unbatched run). Measured on CPU (benchmarks/README.md):
-# the LSTM's, Elman's and Jordan's are faster at every size; the GRU's at B=1 (1.3 against
-# 1.9 ms, T=100, I=64, H=128), level at B=16 and slower at B=64, T=500, I=H=128 (338 against
-# 263 ms), where autodiff's per-step weight-gradient products beat the large contractions.
-MANUAL_BELOW: dict[str, float] = {"elman": math.inf, "jordan": math.inf, "lstm": math.inf,
-                                  "gru": 16}
-
-
-def manual_is_default(cell: Cell, batch_size: int = 1) -> bool:
+def manual_is_default(cell: Cell, batch_size: int = 1, on: Optional[str] = None) -> bool:
     """Whether ``run`` differentiates ``cell`` with ``ManualBPTT`` when no ``grad`` is given,
-    for a batch of ``batch_size`` sequences (see :data:`MANUAL_BELOW`)."""
-    return has_backward(cell) and batch_size < MANUAL_BELOW.get(cell.name, 0)
+    for a batch of ``batch_size`` sequences on backend ``on`` (default: JAX's; see
+    :data:`rnn_jax._src.tuning.MANUAL_BELOW` for the measurements)."""
+    return has_backward(cell) and batch_size < manual_below(cell.name, on)
 
 
 def has_backward(cell: Cell) -> bool:
