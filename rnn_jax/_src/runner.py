@@ -113,8 +113,9 @@ def run(
         (:mod:`rnn_jax._src.tuning`).
       grad: the gradient method: :class:`rnn_jax.ManualBPTT` (the default for rnn_jax's own
         cells, except the GRU from 16 sequences on a CPU in 32 or more bits),
-        :class:`rnn_jax.Autodiff` (the default there and for other cells; use it for forward-mode ``jax.jvp`` / ``jax.jacfwd``, which a custom VJP does not support)
-        or :class:`rnn_jax.Checkpointed` (see :func:`default_method`).
+        :class:`rnn_jax.Autodiff` (the default there and for other cells; use it for
+        forward-mode ``jax.jvp`` / ``jax.jacfwd``, which a custom VJP does not support) or
+        :class:`rnn_jax.Checkpointed` (see :func:`default_method`).
 
     Returns:
       ``(final_carry, ys)``: the carry after each sequence's last valid step, and the outputs,
