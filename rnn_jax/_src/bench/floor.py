@@ -9,8 +9,9 @@ Two references per problem, timed interleaved with the RNN variants:
 
 Both scan with the ``unroll`` rnn_jax's runner uses by default on the backend (1 on a CPU, 8 on
 a GPU: :mod:`rnn_jax._src.tuning`), so that the loop's own cost per iteration, large on a GPU,
-is counted alike. The matmul-only floor of a problem is the faster of the two; an RNN's ``floor_fraction`` is
-floor time over its own time. With backward, both are differentiated the same way as the RNNs.
+is counted alike. The matmul-only floor of a problem is the faster of the two; an RNN's
+``floor_fraction`` is floor time over its own time. With backward, both are differentiated the
+same way as the RNNs.
 :func:`peak_gflops` times one large square matmul outside any loop: 1024² on a CPU, 8192² on
 an accelerator (a 1024² product is over in microseconds there and would measure launch time).
 """
@@ -48,7 +49,8 @@ def _apply(cell: str, hoisted: bool) -> Any:
             h = g.reshape(batch, gates, hidden).sum(axis=1)  # (B, H)
             return h, h
 
-        _, ys = lax.scan(step, jnp.zeros((batch, hidden), xs.dtype), xs_t, unroll=default_unroll())
+        h0 = jnp.zeros((batch, hidden), xs.dtype)
+        _, ys = lax.scan(step, h0, xs_t, unroll=default_unroll())
         return jnp.swapaxes(ys, 0, 1)
 
     return apply

@@ -55,7 +55,8 @@ def environment_md(result: dict[str, Any]) -> list[str]:
         f"- Machine: {env['cpu']}, {env['cpu_count']} cores, {env['platform']}, backend {env['jax_backend']}",
         "- Versions: " + ", ".join(f"{k} {v[k]}" for k in v),
         f"- Allocator/threading environment: {settings}",
-        f"- Matmul throughput ({m.get('n', 1024)}² {opts['dtype']}, jitted): {m['peak_gflops_start']:.1f} GFLOP/s "
+        f"- Matmul throughput ({m.get('n', 1024)}² {opts['dtype']}, jitted): "
+        f"{m['peak_gflops_start']:.1f} GFLOP/s "
         f"at start, {m['peak_gflops_end']:.1f} at end",
         f"- dtype {opts['dtype']}, median of {opts['reps']} interleaved repetitions after "
         f"{opts['warmup']} warm-up call(s); run took {result['wall_s'] / 60:.1f} min; {env['date']}",
