@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 import rnn_jax
+from rnn_jax._src.bench.harness import max_rel_error
 from rnn_jax._src.bench.ours import make_cell
 from rnn_jax._src.bench.spec import make_problem, parse_shape
 
@@ -41,8 +42,7 @@ def main() -> None:
     print(f"{args.cell} {args.shape} bfloat16: max |g - g_ref| / max |g_ref| per weight")
     for name, method in (("ManualBPTT", rnn_jax.ManualBPTT()), ("Autodiff", rnn_jax.Autodiff())):
         g = grads(params, xs, method)
-        errs = {k: float(jnp.max(jnp.abs(getattr(g, k).astype(jnp.float32) - getattr(ref, k)))
-                         / jnp.max(jnp.abs(getattr(ref, k)))) for k in WEIGHTS}
+        errs = {k: max_rel_error(getattr(g, k), getattr(ref, k)) for k in WEIGHTS}
         print(f"  {name:10s} " + "  ".join(f"{k} {v:.1e}" for k, v in errs.items()))
 
 

@@ -31,7 +31,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 
@@ -97,6 +96,7 @@ def median_ms(fn, reps: int) -> float:
 
 def main() -> None:
     import rnn_jax
+    from rnn_jax._src.bench.harness import max_rel_error
     from rnn_jax._src.bench.ours import make_cell
     from rnn_jax._src.bench.spec import make_problem, parse_shape
 
@@ -119,33 +119,24 @@ def main() -> None:
             xs = jnp.asarray(problem.xs, dtype)
             weights = {k: getattr(params, k) for k in ("w_ih", "w_hh", "b_ih", "b_hh")}
             scan = jax.jit(lambda p, x: rnn_jax.run(cell, p, x)[1])
-            ref = np.asarray(scan(params, xs), np.float32)
+            ref = scan(params, xs)
             fns = {"rnn_jax": lambda: scan(params, xs)}
+            group = {"rnn_jax": {}}  # impl -> record
             for bt, onchip in ((int(b), o) for b in args.bt.split(",") for o in (True, False)):
                 name = f"pallas:{'onchip' if onchip else 'reload'}:bt{bt}"
                 fn = functools.partial(persistent_lstm, weights, xs, bt=min(bt, shape[0]),
                                        onchip=onchip, interpret=args.interpret)
                 try:
-                    got = np.asarray(fn(), np.float32)
+                    group[name] = {"rel_error_vs_rnn_jax": max_rel_error(fn(), ref)}
+                    fns[name] = fn
                 except Exception as err:  # noqa: BLE001 - a probe reports what does not lower
-                    records.append({"shape": shape, "dtype": dtype_name, "impl": name,
-                                    "error": f"{type(err).__name__}: {str(err)[:400]}"})
-                    print(records[-1], flush=True)
-                    continue
-                err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
-                records.append({"shape": shape, "dtype": dtype_name, "impl": name,
-                                "rel_error_vs_rnn_jax": err})
-                fns[name] = fn
+                    group[name] = {"error": f"{type(err).__name__}: {str(err)[:400]}"}
             for name, fn in fns.items():
                 ms = median_ms(fn, args.reps)
-                rec = next((r for r in records if r["impl"] == name and r["shape"] == shape
-                            and r["dtype"] == dtype_name), None)
-                if rec is None:
-                    rec = {"shape": shape, "dtype": dtype_name, "impl": name}
-                    records.append(rec)
-                rec["ms"] = ms
-                rec["us_per_step"] = ms * 1e3 / shape[1]
-                print(json.dumps(rec), flush=True)
+                group[name].update(ms=ms, us_per_step=ms * 1e3 / shape[1])
+            for name, rec in group.items():
+                records.append({"shape": shape, "dtype": dtype_name, "impl": name, **rec})
+                print(json.dumps(records[-1]), flush=True)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump({"device": str(jax.devices()[0].device_kind), "jax": jax.__version__,
