@@ -3,8 +3,9 @@
 Cells (``elman``, ``irnn``, ``jordan``, ``lstm``, ``gru``) are NamedTuples of pure functions
 over plain pytree params in PyTorch's layout; :func:`run` runs any cell over padded batches with
 one ``lax.scan``; :func:`layer`, :func:`stacked` and :func:`bidirectional` build networks; the
-gradient method (:class:`Autodiff`, :class:`Checkpointed`, :class:`ManualBPTT`) is an argument
-of the runner; :func:`bptt` is the hand-written backward pass as a function.
+gradient method (:class:`Autodiff`, :class:`Checkpointed`, :class:`ManualBPTT`, and on a GPU
+:class:`Persistent`, the whole recurrence in one kernel per direction) is an argument of the
+runner; :func:`bptt` is the hand-written backward pass as a function.
 Submodules: :mod:`rnn_jax.diagnostics` (vanishing/exploding gradients), :mod:`rnn_jax.train`
 (optax training, tasks, char-RNN).
 """
@@ -19,6 +20,7 @@ from rnn_jax._src.cells.lstm import lstm
 from rnn_jax._src.gradients import Autodiff, Checkpointed
 from rnn_jax._src.layers import Dense, DenseParams, Layer, bidirectional, dense, layer, stacked
 from rnn_jax._src.losses import masked_mse, sequence_cross_entropy
+from rnn_jax._src.persistent.method import Persistent
 from rnn_jax._src.params import (
     GRU_GATES,
     LSTM_GATES,
@@ -35,7 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Autodiff", "Cell", "Checkpointed", "Dense", "DenseParams", "ElmanParams", "GRUParams",
-    "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT",
+    "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT", "Persistent",
     "bidirectional", "bptt", "dense", "diagnostics", "elman", "gru", "initializers", "irnn",
     "jordan", "layer", "lstm", "masked_mse", "run", "sequence_cross_entropy", "stacked",
     "train",

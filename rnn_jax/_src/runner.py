@@ -51,7 +51,7 @@ def prepare(cell: Cell, params: Any, xs: Any, initial_carry: Any, lengths: Any,
 
 
 def default_method(cell: Cell, batch_size: int = 1, on: Optional[str] = None,
-                   dtype: Any = None) -> Any:
+                   dtype: Any = None, masked: bool = False) -> Any:
     """The gradient method ``run`` uses when ``grad`` is None: the fastest one measured, or the
     accurate one in low precision.
 
@@ -68,7 +68,17 @@ def default_method(cell: Cell, batch_size: int = 1, on: Optional[str] = None,
     increments are rounded away (bfloat16 LSTM at B=8, T=2000: bias gradients 81% off a
     float32 reference on the same inputs, against 0.3% with ``ManualBPTT``, whose weight
     gradients are single contractions after the scan).
+
+    On a GPU, :class:`rnn_jax.Persistent` (one kernel for all T steps) replaces both for the
+    LSTM and GRU sizes it runs with ``W_hh`` on chip, in runs without ``lengths`` or
+    ``resets`` (``masked``); its backward pass is ``ManualBPTT``'s, so it is as accurate.
     """
+    from rnn_jax._src.persistent.method import Persistent, fits_on_chip
+    from rnn_jax._src.tuning import persistent_default
+
+    if (not masked and dtype is not None and persistent_default(on)
+            and fits_on_chip(cell, dtype)):
+        return Persistent()
     from rnn_jax._src.bptt.manual import ManualBPTT
     from rnn_jax._src.bptt.registry import has_backward, manual_is_default
 
@@ -115,7 +125,9 @@ def run(
         cells, except the GRU from 16 sequences on a CPU in 32 or more bits),
         :class:`rnn_jax.Autodiff` (the default there and for other cells; use it for
         forward-mode ``jax.jvp`` / ``jax.jacfwd``, which a custom VJP does not support) or
-        :class:`rnn_jax.Checkpointed` (see :func:`default_method`).
+        :class:`rnn_jax.Checkpointed`, or :class:`rnn_jax.Persistent` (one GPU kernel for all
+        steps; the default on a GPU for LSTM/GRU layers with ``hidden_size <= 128`` without
+        ``lengths`` or ``resets``; see :func:`default_method`).
 
     Returns:
       ``(final_carry, ys)``: the carry after each sequence's last valid step, and the outputs,
@@ -134,7 +146,8 @@ def run(
     seq = prepare(cell, params, xs, initial_carry, lengths, time_major, resets)
     if grad is None:
         dtype = jnp.result_type(seq.xs, *jax.tree.leaves(params))
-        method = default_method(cell, math.prod(seq.batch_shape), dtype=dtype)
+        method = default_method(cell, math.prod(seq.batch_shape), dtype=dtype,
+                                masked=seq.valid is not None or seq.resets is not None)
     else:
         method = grad
     kw = {} if seq.resets is None else {"resets": seq.resets}

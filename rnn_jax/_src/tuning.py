@@ -23,6 +23,19 @@ The backend is :func:`jax.default_backend` when a run is traced (``"cpu"``, ``"g
   contractions; the LSTM's, Elman's and Jordan's are faster at every size.
 * GPU: every cell's backward is faster at every size measured (GRU at B=64, T=100,
   I=H=256: 1.73 against 2.70 ms at unroll 16; at B=256, T=50, I=H=512: 2.75 against 3.80).
+
+``PERSISTENT``: backends where :class:`rnn_jax.Persistent` (the whole recurrence in one Pallas
+kernel per direction) is the default, for the cells and sizes it covers with ``W_hh`` on chip
+(:func:`rnn_jax._src.persistent.method.fits_on_chip`) and runs without ``lengths`` or
+``resets``.
+
+* GPU: at H=128 it was faster than the scan at every shape measured on an H100, float32 and
+  bfloat16, forward and forward+backward. At B=64, T=500, I=128, float32: forward LSTM 1.94
+  against 3.35 ms, GRU 1.49 against 2.75 (``benchmarks/persistent_sweep.py``); forward+backward
+  LSTM 4.88 against 7.32, GRU 3.82 against 5.64 (``rnn-jax bench``); at B=1, T=100, I=64 and
+  B=8, T=2000, I=64 1.1-1.6x. Records: ``benchmarks/results/gpu_h100_*_s6.*`` and
+  ``gpu_h100_persistent*.jsonl``. Reading ``W_hh`` from memory at every step (needed where it
+  does not fit on chip, H >= 256) was 1.7-15x slower than the scan, so the scan stays there.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from typing import Optional
 import jax
 
 UNROLL: dict[str, int] = {"cpu": 1, "gpu": 8}
+PERSISTENT: dict[str, bool] = {"cpu": False, "gpu": True}
 _EVERY = {"elman": math.inf, "jordan": math.inf, "lstm": math.inf, "gru": math.inf}
 MANUAL_BELOW: dict[str, dict[str, float]] = {"cpu": {**_EVERY, "gru": 16}, "gpu": _EVERY}
 
@@ -52,3 +66,11 @@ def manual_below(cell_name: str, on: Optional[str] = None) -> float:
     """The batch size from which autodiff replaces the hand-written backward for ``cell_name``
     (0 for cells without one)."""
     return MANUAL_BELOW[backend(on)].get(cell_name, 0)
+
+
+def persistent_default(on: Optional[str] = None) -> bool:
+    """Whether :class:`rnn_jax.Persistent` may be the default on backend ``on``: where it was
+    measured faster, and while float32 matmuls may run at TF32 precision (its float32
+    operands are float16; ``jax_default_matmul_precision="highest"`` keeps the scan)."""
+    precise = jax.config.jax_default_matmul_precision in ("highest", "float32")
+    return PERSISTENT[backend(on)] and not precise
