@@ -1,8 +1,10 @@
 """How far a persistent LSTM kernel could go: a Pallas (Triton) forward pass against the scan.
 
-A probe, not part of the library. One kernel runs all T steps of an LSTM's recurrence for a
-tile of ``bt`` sequences (grid: one program per tile), so nothing is launched per time step
-and no loop condition goes back to the host. The input projection ``x_t W_ih^T + b`` is one
+A probe, not part of the library (session 5); the library's kernels, forward and backward, LSTM
+and GRU, float32 included, are :class:`rnn_jax.Persistent` (``rnn_jax/_src/persistent/``).
+One kernel runs all T steps of an LSTM's recurrence for a tile of ``bt`` sequences (grid:
+one program per tile), so nothing is launched per time step and no loop condition goes back
+to the host. The input projection ``x_t W_ih^T + b`` is one
 large matmul before the kernel, as cuDNN does. Per step the program computes
 ``g_k = xp_k[t] + h W_hk`` for the four gates k (four ``(bt, H) x (H, H)`` products: the
 Triton lowering slices no register tiles, so the gate blocks are kept apart), then

@@ -68,6 +68,32 @@ def test_value_and_gradients_equal_autodiff_in_float64(name, reverse, stream):
     assert float(jnp.max(jnp.abs(want[1][0].w_hh))) > 1e-2   # a gradient that could be wrong
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lengths_match_autodiff_in_float64(name, reverse):
+    """With ``lengths`` (0 and T included): carries kept and outputs zero past each end, a
+    reverse run starting at each sequence's own last step, and the gradients of all that."""
+    jax.config.update("jax_enable_x64", True)
+    cell, params, xs, h0 = problem(name)
+    lengths = jnp.arange(B) % (T + 1)
+
+    def loss(params, xs, h0, grad):
+        final, ys = rnn_jax.run(cell, params, xs, h0, lengths=lengths, reverse=reverse,
+                                grad=grad)
+        w = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
+        return jnp.sum(w * ys) + sum(jnp.sum(jnp.cos(f)) for f in jax.tree.leaves(final)), ys
+
+    method = rnn_jax.Persistent(chunk=16)
+    (val, ys), grads = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(
+        params, xs, h0, method)
+    (want_val, want_ys), want = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(
+        params, xs, h0, rnn_jax.Autodiff())
+    assert float(jnp.max(jnp.abs(ys - want_ys))) <= 1e-12
+    assert bool(jnp.all(ys[0] == 0))            # lengths[0] = 0: no output at all
+    assert abs(float(val - want_val)) <= 1e-10 * abs(float(want_val))
+    assert rel_err(grads, want) <= 1e-10
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru", "lstm_relu"])
 def test_float32_float16_operands_keep_tf32_accuracy(name):
     """float32 runs multiply with float16 operands scaled by powers of two: against a float64
@@ -131,7 +157,6 @@ def test_batch_shapes_jit_and_vmap():
     (lambda: rnn_jax.lstm(I, H, cell_activation=jnp.sin), {}, "callable"),
     (lambda: rnn_jax.elman(I, H), {}, "'elman'"),
     (lambda: rnn_jax.lstm(I, 24), {}, "hidden_size=24"),
-    (lambda: rnn_jax.lstm(I, H), {"lengths": jnp.full((B,), T)}, "lengths"),
     (lambda: rnn_jax.lstm(I, H), {"resets": jnp.zeros((B, T), bool)}, "resets"),
 ])
 def test_what_it_does_not_cover_is_a_clear_error(make, kw, match):
@@ -151,8 +176,9 @@ def test_bad_options_are_clear_errors(kw, match):
 
 
 def test_default_on_a_gpu_where_w_hh_fits_on_chip():
-    """On a GPU, the default for the LSTM and GRU at H <= 128 without lengths or resets; not
-    on a CPU, not where W_hh does not fit, and not when float32 matmuls must be exact."""
+    """On a GPU, the default for the LSTM and GRU at H <= 128 (with or without lengths); not
+    on a CPU, not where W_hh does not fit, with resets, nor when float32 matmuls must be
+    exact."""
     lstm, gru = rnn_jax.lstm(I, 128), rnn_jax.gru(I, 128)
     for cell in (lstm, gru):
         for dtype in (jnp.float32, jnp.bfloat16):

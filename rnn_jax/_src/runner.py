@@ -70,8 +70,8 @@ def default_method(cell: Cell, batch_size: int = 1, on: Optional[str] = None,
     gradients are single contractions after the scan).
 
     On a GPU, :class:`rnn_jax.Persistent` (one kernel for all T steps) replaces both for the
-    LSTM and GRU sizes it runs with ``W_hh`` on chip, in runs without ``lengths`` or
-    ``resets`` (``masked``); its backward pass is ``ManualBPTT``'s, so it is as accurate.
+    LSTM and GRU sizes it runs with ``W_hh`` on chip, in runs without ``resets`` (``masked``);
+    its weight gradients are ``ManualBPTT``'s contractions, so it is as accurate.
     """
     from rnn_jax._src.persistent.method import Persistent, fits_on_chip
     from rnn_jax._src.tuning import persistent_default
@@ -127,7 +127,7 @@ def run(
         forward-mode ``jax.jvp`` / ``jax.jacfwd``, which a custom VJP does not support) or
         :class:`rnn_jax.Checkpointed`, or :class:`rnn_jax.Persistent` (one GPU kernel for all
         steps; the default on a GPU for LSTM/GRU layers with ``hidden_size <= 128`` without
-        ``lengths`` or ``resets``; see :func:`default_method`).
+        ``resets``; see :func:`default_method`).
 
     Returns:
       ``(final_carry, ys)``: the carry after each sequence's last valid step, and the outputs,
@@ -147,7 +147,7 @@ def run(
     if grad is None:
         dtype = jnp.result_type(seq.xs, *jax.tree.leaves(params))
         method = default_method(cell, math.prod(seq.batch_shape), dtype=dtype,
-                                masked=seq.valid is not None or seq.resets is not None)
+                                masked=seq.resets is not None)
     else:
         method = grad
     kw = {} if seq.resets is None else {"resets": seq.resets}

@@ -26,8 +26,7 @@ The backend is :func:`jax.default_backend` when a run is traced (``"cpu"``, ``"g
 
 ``PERSISTENT``: backends where :class:`rnn_jax.Persistent` (the whole recurrence in one Pallas
 kernel per direction) is the default, for the cells and sizes it covers with ``W_hh`` on chip
-(:func:`rnn_jax._src.persistent.method.fits_on_chip`) and runs without ``lengths`` or
-``resets``.
+(:func:`rnn_jax._src.persistent.method.fits_on_chip`) and runs without ``resets``.
 
 * GPU: at H=128 it was faster than the scan at every shape measured on an H100, float32 and
   bfloat16, forward and forward+backward. At B=64, T=500, I=128, float32: forward LSTM 1.94

@@ -151,11 +151,12 @@ def _pipelined(T: int, load: Callable, body: Callable, init, start: int = 0):
 
 
 def _forward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, reverse: bool,
-                    save: bool, n_vec: int):
+                    save: bool, n_vec: int, masked: bool):
     G, C = cell.gates, cell.carry
     xp_ref, w_ref, ws_ref, hs_ref, *rest = refs
     carry_refs, rest = rest[:C], rest[C:]
     vec_refs, rest = rest[:n_vec], rest[n_vec:]
+    mask_ref = rest.pop(0) if masked else None
     ys_ref, *rest = rest
     seq_refs = rest[:C - 1]          # carries other than h at every step (e.g. the LSTM's c)
     pre_ref = rest[C - 1] if save else None
@@ -169,16 +170,20 @@ def _forward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, revers
 
     def load(s):
         t = _time(s, T, reverse)
-        return [[xp_ref[t, k, :, c].astype(acc) for c in cols] for k in range(G)]
+        return ([[xp_ref[t, k, :, c].astype(acc) for c in cols] for k in range(G)],
+                mask_ref[t] > 0 if masked else None)        # (bt, 1)
 
-    def body(s, carry, xp, first=False):
+    def body(s, carry, inputs, first=False):
         t = _time(s, T, reverse)
+        xp, keep = inputs
         rows = cell.bounded is None or (first and cell.bounded == "unit")
         hw = _matmuls(carry[0], w_ref, G, cols, held, w_scale, h_scale, rows)
         new = [[] for _ in range(C)]
         for j, c in enumerate(cols):
             out, saved = cell.forward([xp[k][j] for k in range(G)], [hw[k][j] for k in range(G)],
                                       [carry[m][j] for m in range(C)], [v[j] for v in vec])
+            if masked:  # past a sequence's end its carry is kept
+                out = [jnp.where(keep, o, carry[m][j]) for m, o in enumerate(out)]
             for m in range(C):
                 new[m].append(out[m])
             ys_ref[t, :, c] = out[0].astype(ys_ref.dtype)
@@ -199,13 +204,14 @@ def _forward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, revers
 
 
 def _backward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, reverse: bool,
-                     n_vec: int):
+                     n_vec: int, masked: bool):
     G, C = cell.gates, cell.carry
     pre_ref, xp_ref, w_ref, ws_ref, _, *rest = refs
     prev_refs, rest = rest[:C], rest[C:]            # the carry entering each step, (T, bt, H)
     dys_ref, *rest = rest
     dfinal_refs, rest = rest[:C], rest[C:]
     vec_refs, rest = rest[:n_vec], rest[n_vec:]
+    mask_ref = rest.pop(0) if masked else None
     dxp_ref, *rest = rest
     dm_ref = None if cell.dm_is_dxp else rest.pop(0)
     d0_refs = rest
@@ -224,16 +230,22 @@ def _backward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, rever
                 [[xp_ref[t, k, :, c].astype(acc) for c in cols] for k in range(G)]
                 if cell.needs_xp else None,
                 [[r[t, :, c].astype(acc) for c in cols] for r in prev_refs],
-                [dys_ref[t, :, c].astype(acc) for c in cols])
+                [dys_ref[t, :, c].astype(acc) for c in cols],
+                mask_ref[t] > 0 if masked else None)
 
     def body(s, dcarry, inputs):
         t = time_of(s)
-        pre, xp, prev, dys = inputs
+        pre, xp, prev, dys, keep = inputs
         partial, dms = [[] for _ in range(C)], [[] for _ in range(G)]
         for j, c in enumerate(cols):
             dprev, dm, dxp = cell.backward(
                 [p[j] for p in pre], None if xp is None else [x[j] for x in xp],
                 [p[j] for p in prev], [d[j] for d in dcarry], dys[j], [v[j] for v in vec])
+            if masked:  # past a sequence's end: the carry's gradient passes through
+                zero = jnp.zeros_like(dys[j])
+                dprev = [jnp.where(keep, d, dcarry[m][j]) for m, d in enumerate(dprev)]
+                dm = [jnp.where(keep, d, zero) for d in dm]
+                dxp = [jnp.where(keep, d, zero) for d in dxp]
             for m in range(C):
                 partial[m].append(dprev[m])
             for k in range(G):
@@ -259,9 +271,10 @@ def _backward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, rever
 def _call(kernel, args, in_blocks, out_shapes, out_blocks, B: int, cfg: Config):
     def spec(block):
         n = len(block)
-        if block[-2] == "b":  # (..., bt, H): tiled over the batch
-            shape = (*block[:-2], cfg.bt, block[-1])
-            return pl.BlockSpec(shape, lambda b, n=n: (0,) * (n - 2) + (b, 0))
+        if "b" in block:  # tiled over the batch axis, marked "b"
+            at = block.index("b")
+            shape = tuple(cfg.bt if d == "b" else d for d in block)
+            return pl.BlockSpec(shape, lambda b, n=n, at=at: (0,) * at + (b,) + (0,) * (n - at - 1))
         return pl.BlockSpec(block, lambda b, n=n: (0,) * n)
 
     params = {}
@@ -302,23 +315,27 @@ def weights(w: jax.Array, dtype: Any, cfg: Config, h0: Optional[jax.Array] = Non
 
 
 def forward(cell: CellKernel, xp: jax.Array, w_t: tuple, carry: Sequence[jax.Array],
-            vecs: Sequence[jax.Array], *, cfg: Config, reverse: bool, save: bool):
+            vecs: Sequence[jax.Array], *, cfg: Config, reverse: bool, save: bool,
+            mask: Optional[jax.Array] = None):
     """Runs the recurrence. ``xp (T, G, B, H)``, ``w_t`` :func:`weights` of ``(G, H, H)``
     (``W_hk^T``), ``carry``: C
-    arrays ``(B, H)``, ``vecs``: ``(1, H)`` per-unit vectors. Returns ``(ys, seqs, pre, final)``:
-    ``ys (T, B, H)`` (the first carry after each step), ``seqs`` the other carries after each
-    step, ``pre (T, G, B, H)`` (None unless ``save``), ``final`` the C carries after step T."""
+    arrays ``(B, H)``, ``vecs``: ``(1, H)`` per-unit vectors, ``mask``: None or ``(T, B, 1)``,
+    positive where step ``t`` of sequence ``b`` is valid (elsewhere its carry is kept).
+    Returns ``(ys, seqs, pre, final)``: ``ys (T, B, H)`` (the first carry after each step),
+    ``seqs`` the other carries after each step, ``pre (T, G, B, H)`` (None unless ``save``),
+    ``final`` the C carries after step T."""
     T, G, B, H = xp.shape
     C, dt = cell.carry, xp.dtype
     seq = jax.ShapeDtypeStruct((T, B, H), dt)
     outs = [seq] * C + ([jax.ShapeDtypeStruct((T, G, B, H), dt)] if save else []) + \
         [jax.ShapeDtypeStruct((B, H), c.dtype) for c in carry]
     blocks_out = [(T, "b", H)] * C + ([(T, G, "b", H)] if save else []) + [("b", H)] * C
+    masks = [] if mask is None else [mask]
     blocks_in = [(T, G, "b", H), (G, H, H), (1, cfg.hc), (1, cfg.hc)] + [("b", H)] * C + \
-        [(1, H)] * len(vecs)
+        [(1, H)] * len(vecs) + [(T, "b", 1)] * len(masks)
     kernel = functools.partial(_forward_kernel, cell=cell, T=T, H=H, cfg=cfg, reverse=reverse,
-                               save=save, n_vec=len(vecs))
-    res = _call(kernel, (xp, *w_t, *carry, *vecs), blocks_in, outs, blocks_out, B, cfg)
+                               save=save, n_vec=len(vecs), masked=mask is not None)
+    res = _call(kernel, (xp, *w_t, *carry, *vecs, *masks), blocks_in, outs, blocks_out, B, cfg)
     ys, seqs = res[0], res[1:C]
     pre = res[C] if save else None
     return ys, seqs, pre, res[C + save:]
@@ -326,10 +343,11 @@ def forward(cell: CellKernel, xp: jax.Array, w_t: tuple, carry: Sequence[jax.Arr
 
 def backward(cell: CellKernel, pre: jax.Array, xp: jax.Array, w: tuple,
              prev: Sequence[jax.Array], dys: jax.Array, dfinal: Sequence[jax.Array],
-             vecs: Sequence[jax.Array], *, cfg: Config, reverse: bool):
+             vecs: Sequence[jax.Array], *, cfg: Config, reverse: bool,
+             mask: Optional[jax.Array] = None):
     """The reverse recurrence. ``pre (T, G, B, H)`` from :func:`forward`, ``w`` :func:`weights`
     of ``(G, H, H)`` (``W_hk``), ``prev``: the C carries entering each step ``(T, B, H)``, ``dys (T, B, H)``,
-    ``dfinal``: C arrays ``(B, H)``. Returns ``(dxp, dm, d0)``: ``(T, G, B, H)`` each (``dm``
+    ``dfinal``: C arrays ``(B, H)``, ``mask`` as :func:`forward`'s. Returns ``(dxp, dm, d0)``: ``(T, G, B, H)`` each (``dm``
     is ``dxp`` when the cell says they are equal) and the C gradients of the initial carry."""
     T, G, B, H = pre.shape
     C, dt = cell.carry, pre.dtype
@@ -338,12 +356,14 @@ def backward(cell: CellKernel, pre: jax.Array, xp: jax.Array, w: tuple,
         [jax.ShapeDtypeStruct((B, H), d.dtype) for d in dfinal]
     blocks_out = [(T, G, "b", H)] * (1 + (not cell.dm_is_dxp)) + [("b", H)] * C
     xp_in = xp if cell.needs_xp else jnp.zeros((1, G, B, H), dt)
+    masks = [] if mask is None else [mask]
     blocks_in = [(T, G, "b", H), (xp_in.shape[0], G, "b", H), (G, H, H), (1, cfg.hc),
                  (1, cfg.hc)] + \
-        [(T, "b", H)] * (C + 1) + [("b", H)] * C + [(1, H)] * len(vecs)
+        [(T, "b", H)] * (C + 1) + [("b", H)] * C + [(1, H)] * len(vecs) + \
+        [(T, "b", 1)] * len(masks)
     kernel = functools.partial(_backward_kernel, cell=cell, T=T, H=H, cfg=cfg, reverse=reverse,
-                               n_vec=len(vecs))
-    res = _call(kernel, (pre, xp_in, *w, *prev, dys, *dfinal, *vecs), blocks_in, outs,
+                               n_vec=len(vecs), masked=mask is not None)
+    res = _call(kernel, (pre, xp_in, *w, *prev, dys, *dfinal, *vecs, *masks), blocks_in, outs,
                 blocks_out, B, cfg)
     dxp = res[0]
     dm = dxp if cell.dm_is_dxp else res[1]

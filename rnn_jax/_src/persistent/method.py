@@ -39,9 +39,9 @@ class Persistent(NamedTuple):
     faster (long sequences of small steps, :mod:`rnn_jax._src.tuning`).
 
     Covers rnn_jax's LSTM (no peepholes or projection; named activations) and GRU
-    (``reset="after"``) with a power-of-two ``hidden_size`` of at least 16, without
-    ``lengths`` or ``resets``; anything else raises ``ValueError`` at trace time (use
-    :class:`rnn_jax.ManualBPTT`). Reverse mode only, as ``ManualBPTT``. The batch is padded
+    (``reset="after"``) with a power-of-two ``hidden_size`` of at least 16, with or without
+    ``lengths``, forward or reverse, without ``resets``; anything else raises ``ValueError`` at
+    trace time (use :class:`rnn_jax.ManualBPTT`). Reverse mode only, as ``ManualBPTT``. The batch is padded
     to a multiple of ``block`` sequences.
 
     Attributes:
@@ -94,8 +94,7 @@ class Persistent(NamedTuple):
              valid: Optional[jax.Array], *, reverse: bool, unroll: int,
              resets: Optional[jax.Array] = None):
         del unroll  # no loop is unrolled: the kernel has no per-step launch to save
-        why = pc.unsupported(cell) or (valid is not None and "lengths") or \
-            (resets is not None and "resets")
+        why = pc.unsupported(cell) or (resets is not None and "resets")
         if why:
             raise ValueError(f"grad=Persistent() does not support {why}; use "
                              "rnn_jax.ManualBPTT() or rnn_jax.Autodiff()")
@@ -105,14 +104,18 @@ class Persistent(NamedTuple):
             B *= n
         xs2 = xs.reshape(T, B, xs.shape[-1])
         carry2 = jax.tree.map(lambda c: c.reshape(B, c.shape[-1]), carry)
+        valid2 = None if valid is None else valid.reshape(T, B)
         cfg = self.config(cell, jnp.result_type(xs, *jax.tree.leaves(params)))
-        final, ys = _layer(cell, cfg, reverse, params, xs2, carry2)
+        final, ys = _layer(cell, cfg, reverse, params, xs2, carry2, valid2)
         final = jax.tree.map(lambda c: c.reshape(*batch_shape, c.shape[-1]), final)
         return final, ys.reshape(T, *batch_shape, ys.shape[-1])
 
 
-def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry):
-    """``(final, ys)`` of the run over ``xs (T, B, I)``, the batch padded to ``cfg.bt``."""
+def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry, valid):
+    """``(final, ys)`` of the run over ``xs (T, B, I)``, the batch padded to ``cfg.bt``;
+    ``valid``: None or ``(T, B)`` booleans (``lengths``: past a sequence's end its carry is
+    kept and its outputs are zero, and in reverse runs the steps before its end come first,
+    as in :func:`rnn_jax._src.scan.scan_steps`)."""
     kern, bwd_cell = pc.kernel_for(cell), backward_for(cell)
     T, B, _ = xs.shape
     H, G = cell.hidden_size, kern.gates
@@ -126,7 +129,10 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry):
         xp = cell.project(params, padded(xs))
         return jnp.swapaxes(xp.reshape(T, Bp, G, H), 1, 2)
 
-    def run_kernel(params, xs, carry, save):
+    def masks(valid, dtype):  # (T, Bp, 1), 0 past each sequence's end and for padding
+        return None if valid is None else padded(valid[..., None].astype(dtype))
+
+    def run_kernel(params, xs, carry, valid, save):
         xp = project(params, xs)
         init = [padded(c) for c in pc.to_list(cell, carry)]
         w_hk = params.w_hh.reshape(G, H, H)   # W_hk, (out, in)
@@ -135,23 +141,26 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry):
                       init[0] if kern.bounded == "initial" else None)
         vecs = [v.astype(xp.dtype) for v in pc.vectors(cell, params)]
         ys, seqs, pre, final = forward(kern, xp, w_t, init, vecs, cfg=cfg, reverse=reverse,
-                                       save=save)
+                                       save=save, mask=masks(valid, xp.dtype))
         return xp, w, init, vecs, ys, seqs, pre, final
 
-    def out(ys, final):
-        return pc.from_list(cell, [f[:B] for f in final]), ys[:, :B]
+    def out(ys, final, valid):  # ys holds the carries: zero the outputs past the ends
+        ys = ys[:, :B]
+        if valid is not None:
+            ys = jnp.where(valid[..., None], ys, jnp.zeros((), ys.dtype))
+        return pc.from_list(cell, [f[:B] for f in final]), ys
 
     @jax.custom_vjp
-    def layer(params, xs, carry):
-        _, _, _, _, ys, _, _, final = run_kernel(params, xs, carry, False)
-        return out(ys, final)
+    def layer(params, xs, carry, valid):
+        _, _, _, _, ys, _, _, final = run_kernel(params, xs, carry, valid, False)
+        return out(ys, final, valid)
 
-    def layer_fwd(params, xs, carry):
-        xp, w, init, vecs, ys, seqs, pre, final = run_kernel(params, xs, carry, True)
-        return out(ys, final), (params, xs, xp, w, init, vecs, [ys, *seqs], pre)
+    def layer_fwd(params, xs, carry, valid):
+        xp, w, init, vecs, ys, seqs, pre, final = run_kernel(params, xs, carry, valid, True)
+        return out(ys, final, valid), (params, xs, xp, w, init, vecs, [ys, *seqs], pre, valid)
 
     def layer_bwd(res, cotangents):
-        params, xs, xp, w, init, vecs, after, pre = res
+        params, xs, xp, w, init, vecs, after, pre, valid = res
         dfinal, dys = cotangents
         # the carry entering each step: the initial one, then the one after the step before
         if reverse:
@@ -160,7 +169,7 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry):
             prev = [jnp.concatenate([c[None], a[:-1]]) for a, c in zip(after, init)]
         dfin = [padded(d.astype(c.dtype)) for d, c in zip(pc.to_list(cell, dfinal), init)]
         dxp, dm, d0 = backward(kern, pre, xp, w, prev, padded(dys.astype(xp.dtype)), dfin,
-                               vecs, cfg=cfg, reverse=reverse)
+                               vecs, cfg=cfg, reverse=reverse, mask=masks(valid, xp.dtype))
 
         def batch_first(a):  # (T, G, Bp, H) -> (T, B, G·H)
             return jnp.swapaxes(a, 1, 2)[:, :B].reshape(T, B, G * H)
@@ -172,7 +181,7 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry):
         d_proj, dxs = bwd_cell.project_grads(params, xs, dxps)
         dparams = jax.tree.map(jnp.add, d_rec, d_proj)
         dcarry = pc.from_list(cell, [d[:B] for d in d0])
-        return dparams, dxs.astype(xs.dtype), dcarry
+        return dparams, dxs.astype(xs.dtype), dcarry, None
 
     layer.defvjp(layer_fwd, layer_bwd)
-    return layer(params, xs, carry)
+    return layer(params, xs, carry, valid)
