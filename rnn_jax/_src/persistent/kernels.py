@@ -296,10 +296,10 @@ def weights(w: jax.Array, dtype: Any, cfg: Config, h0: Optional[jax.Array] = Non
     stored in float16. The carry is converted as it is when ``bounded="unit"`` (after a first
     step scaled row by row), scaled by ``pre = 1/s`` when ``bounded="initial"`` (``s`` the
     smallest power of two at least ``max(1, max|h0|)``: exact for ``|h0| <= 1``, else entries
-    below ``2^-24 s`` lose bits), and row by row at every step otherwise. float16 keeps 11 significant bits, as the TF32
-    tensor-core arithmetic XLA and cuDNN use for float32 matmuls on a GPU by default; with the
-    scaling no entry leaves its range but those below 2^-24 of the largest, whose products
-    are below that rounding."""
+    below ``2^-24 s`` lose bits), and row by row at every step otherwise. float16 keeps 11
+    significant bits, as the TF32 tensor-core arithmetic XLA and cuDNN use for float32
+    matmuls on a GPU by default; with the scaling no entry leaves its range but those below
+    2^-24 of the largest, whose products are below that rounding."""
     acc = _compute_dtype(dtype)
     ones = jnp.ones((1, cfg.hc), acc)
     if cfg.operands != "float16":
@@ -346,9 +346,10 @@ def backward(cell: CellKernel, pre: jax.Array, xp: jax.Array, w: tuple,
              vecs: Sequence[jax.Array], *, cfg: Config, reverse: bool,
              mask: Optional[jax.Array] = None):
     """The reverse recurrence. ``pre (T, G, B, H)`` from :func:`forward`, ``w`` :func:`weights`
-    of ``(G, H, H)`` (``W_hk``), ``prev``: the C carries entering each step ``(T, B, H)``, ``dys (T, B, H)``,
-    ``dfinal``: C arrays ``(B, H)``, ``mask`` as :func:`forward`'s. Returns ``(dxp, dm, d0)``: ``(T, G, B, H)`` each (``dm``
-    is ``dxp`` when the cell says they are equal) and the C gradients of the initial carry."""
+    of ``(G, H, H)`` (``W_hk``), ``prev``: the C carries entering each step ``(T, B, H)``,
+    ``dys (T, B, H)``, ``dfinal``: C arrays ``(B, H)``, ``mask`` as :func:`forward`'s.
+    Returns ``(dxp, dm, d0)``: ``(T, G, B, H)`` each (``dm`` is ``dxp`` when the cell says
+    they are equal) and the C gradients of the initial carry."""
     T, G, B, H = pre.shape
     C, dt = cell.carry, pre.dtype
     gsh = jax.ShapeDtypeStruct((T, G, B, H), dt)

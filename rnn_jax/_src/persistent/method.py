@@ -35,14 +35,16 @@ def fits_on_chip(cell: Cell, dtype: Any) -> bool:
 
 class Persistent(NamedTuple):
     """All T steps of the recurrence in one Pallas kernel (forward) and one for the backward
-    pass: nothing is launched per time step. rnn_jax's default on a GPU where it was measured
-    faster (long sequences of small steps, :mod:`rnn_jax._src.tuning`).
+    pass: nothing is launched per time step. rnn_jax's default on a GPU wherever ``W_hh`` fits
+    on chip (H <= 128; faster than the scan at every shape measured there, 1.1-2.3x on an
+    H100, :mod:`rnn_jax._src.tuning`). The idea is Diamos et al. 2016, "Persistent RNNs:
+    stashing recurrent weights on-chip" (ICML), which cuDNN's persistent kernels also follow.
 
     Covers rnn_jax's LSTM (no peepholes or projection; named activations) and GRU
     (``reset="after"``) with a power-of-two ``hidden_size`` of at least 16, with or without
-    ``lengths``, forward or reverse, without ``resets``; anything else raises ``ValueError`` at
-    trace time (use :class:`rnn_jax.ManualBPTT`). Reverse mode only, as ``ManualBPTT``. The batch is padded
-    to a multiple of ``block`` sequences.
+    ``lengths``, forward or reverse, without ``resets``; anything else raises ``ValueError``
+    at trace time (use :class:`rnn_jax.ManualBPTT`). Reverse mode only, as ``ManualBPTT``.
+    The batch is padded to a multiple of ``block`` sequences.
 
     Attributes:
       block: sequences per kernel program (at least 16, a power of two).
