@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import derivative, function
+from rnn_jax._src.bptt.registry import has_backward
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.params import LSTMCarry
 from rnn_jax._src.persistent.kernels import CellKernel
@@ -87,8 +88,6 @@ def gru_kernel(cell: Cell) -> CellKernel:
 
 def unsupported(cell: Cell) -> Optional[str]:
     """Why ``cell`` has no persistent kernel, or None when it has one."""
-    from rnn_jax._src.bptt.registry import has_backward
-
     if cell.name not in KERNELS or not has_backward(cell):
         return (f"cell {cell.name!r}: persistent kernels exist for rnn_jax's own "
                 f"{sorted(KERNELS)} cells")
@@ -117,6 +116,13 @@ def to_list(cell: Cell, carry: Any) -> list:
 
 def from_list(cell: Cell, arrays) -> Any:
     return LSTMCarry(*arrays) if cell.name == "lstm" else arrays[0]
+
+
+def local(cell: Cell, dm: Any) -> Any:
+    """The ``local`` that the cell's ``bwd.recur_grads`` reads, from the kernel's ``dm``
+    (``(T, B, G·H)``): the GRU's ``[δa_r, δa_z, δu]``; nothing for an LSTM without peepholes
+    or projection."""
+    return (None, None) if cell.name == "lstm" else dm
 
 
 def vectors(cell: Cell, params: Any) -> list:

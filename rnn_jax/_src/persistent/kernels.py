@@ -47,7 +47,6 @@ class Config(NamedTuple):
     hc: int = 64          # width of a chunk of H
     stream: bool = True   # re-read the weight chunks at every step
     num_warps: int = 4
-    num_stages: int = 1
     interpret: bool = False  # run the kernel in Pallas's interpreter (any backend, slowly)
     operands: Optional[str] = None  # "float16": the matmuls' operands (see weights())
 
@@ -120,11 +119,18 @@ def _matmul_chunks(vs: Sequence[jax.Array], w_ref, k: int, cols: list, held=None
     return out
 
 
+def _product_scale(row, w_scale):
+    """The factor undoing the operands' scales: the rows' (or None) times ``w_scale`` (the
+    weights' and a fixed carry scale's, a ``(1, hc)`` chunk, or None)."""
+    if row is None or w_scale is None:
+        return w_scale if row is None else row
+    return row * w_scale
+
+
 def _matmuls(vs, w_ref, G: int, cols: list, held, w_scale, pre=None, rows=True) -> list:
-    """``[chunks of v @ w[k] for k < G]``, ``w_scale`` ((1, hc) chunk, or None) undoing the
-    weights' power-of-two scale (and ``pre``'s, see :func:`_operands`)."""
+    """``[chunks of v @ w[k] for k < G]`` (the forward's: one ``v`` for every gate)."""
     ops, row = _operands(vs, w_ref.dtype, pre, rows)
-    scale = row if w_scale is None else (w_scale if row is None else row * w_scale)
+    scale = _product_scale(row, w_scale)
     return [_matmul_chunks(ops, w_ref, k, cols, held, scale) for k in range(G)]
 
 
@@ -254,7 +260,7 @@ def _backward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, rever
                 if dm_ref is not None:
                     dm_ref[t, k, :, c] = dm[k].astype(dm_ref.dtype)
         ops, row = _operands([d for dk in dms for d in dk], w_ref.dtype)
-        scale = row if w_scale is None else (w_scale if row is None else row * w_scale)
+        scale = _product_scale(row, w_scale)
         n = len(cols)
         for k in range(G):
             terms = _matmul_chunks(ops[k * n:(k + 1) * n], w_ref, k, cols, held, scale)
@@ -280,23 +286,28 @@ def _call(kernel, args, in_blocks, out_shapes, out_blocks, B: int, cfg: Config):
     params = {}
     if not cfg.interpret:
         from jax.experimental.pallas import triton as pltriton
+        # one stage: the loads are issued a step ahead by hand (_pipelined)
         params["compiler_params"] = pltriton.CompilerParams(num_warps=cfg.num_warps,
-                                                            num_stages=cfg.num_stages)
+                                                            num_stages=1)
     return pl.pallas_call(kernel, grid=(B // cfg.bt,), in_specs=[spec(b) for b in in_blocks],
                           out_specs=[spec(b) for b in out_blocks], out_shape=out_shapes,
                           interpret=cfg.interpret, **params)(*args)
 
 
-def weights(w: jax.Array, dtype: Any, cfg: Config, h0: Optional[jax.Array] = None) -> tuple:
+def _power_of_two(m):
+    """The smallest power of two at least ``m`` (for ``m`` > 0)."""
+    return jnp.exp2(jnp.ceil(jnp.log2(jnp.maximum(m, 1e-30))))
+
+
+def weights(w: jax.Array, dtype: Any, cfg: Config) -> tuple:
     """``(w, post, pre)``: ``w`` as the kernels multiply by it, and ``(1, hc)`` factors: the
     carry is multiplied by ``pre`` before the matmul, the product by ``post``.
 
     With ``cfg.operands="float16"`` (float32 runs with ``W_hh`` on chip, where float32
     weights do not fit) ``w`` is scaled by a power of two to a largest entry of at most 1 and
     stored in float16. The carry is converted as it is when ``bounded="unit"`` (after a first
-    step scaled row by row), scaled by ``pre = 1/s`` when ``bounded="initial"`` (``s`` the
-    smallest power of two at least ``max(1, max|h0|)``: exact for ``|h0| <= 1``, else entries
-    below ``2^-24 s`` lose bits), and row by row at every step otherwise. float16 keeps 11
+    step scaled row by row), scaled by a fixed power of two when ``bounded="initial"``
+    (:func:`carry_scaled`), and row by row at every step otherwise. float16 keeps 11
     significant bits, as the TF32 tensor-core arithmetic XLA and cuDNN use for float32
     matmuls on a GPU by default; with the scaling no entry leaves its range but those below
     2^-24 of the largest, whose products are below that rounding."""
@@ -304,23 +315,25 @@ def weights(w: jax.Array, dtype: Any, cfg: Config, h0: Optional[jax.Array] = Non
     ones = jnp.ones((1, cfg.hc), acc)
     if cfg.operands != "float16":
         return w.astype(dtype), ones, ones
+    sw = _power_of_two(jnp.max(jnp.abs(w)))
+    return (w / sw.astype(w.dtype)).astype(jnp.float16), (ones * sw).astype(acc), ones
 
-    def power_of_two(m):
-        return jnp.exp2(jnp.ceil(jnp.log2(jnp.maximum(m, 1e-30))))
 
-    sw = power_of_two(jnp.max(jnp.abs(w)))
-    sh = 1.0 if h0 is None else power_of_two(jnp.maximum(jnp.max(jnp.abs(h0)), 1.0))
-    scaled = (w / sw.astype(w.dtype)).astype(jnp.float16)
-    return scaled, (ones * sw * sh).astype(acc), (ones / sh).astype(acc)
+def carry_scaled(ws: tuple, h0: jax.Array) -> tuple:
+    """:func:`weights` for a ``bounded="initial"`` cell: the carry, within ``±s`` at every
+    step, is scaled by ``1/s``, ``s`` the smallest power of two at least ``max(1, max|h0|)``
+    (exact for ``|h0| <= 1``; else entries below ``2^-24 s`` lose bits)."""
+    w, post, pre = ws
+    s = _power_of_two(jnp.maximum(jnp.max(jnp.abs(h0)), 1.0)).astype(post.dtype)
+    return w, post * s, pre / s
 
 
 def forward(cell: CellKernel, xp: jax.Array, w_t: tuple, carry: Sequence[jax.Array],
             vecs: Sequence[jax.Array], *, cfg: Config, reverse: bool, save: bool,
             mask: Optional[jax.Array] = None):
     """Runs the recurrence. ``xp (T, G, B, H)``, ``w_t`` :func:`weights` of ``(G, H, H)``
-    (``W_hk^T``), ``carry``: C
-    arrays ``(B, H)``, ``vecs``: ``(1, H)`` per-unit vectors, ``mask``: None or ``(T, B, 1)``,
-    positive where step ``t`` of sequence ``b`` is valid (elsewhere its carry is kept).
+    (``W_hk^T``), ``carry``: C arrays ``(B, H)``, ``vecs``: ``(1, H)`` per-unit vectors,
+    ``mask``: None or ``(T, B, 1)``, positive where step ``t`` of sequence ``b`` is valid (elsewhere its carry is kept).
     Returns ``(ys, seqs, pre, final)``: ``ys (T, B, H)`` (the first carry after each step),
     ``seqs`` the other carries after each step, ``pre (T, G, B, H)`` (None unless ``save``),
     ``final`` the C carries after step T."""
@@ -356,10 +369,9 @@ def backward(cell: CellKernel, pre: jax.Array, xp: jax.Array, w: tuple,
     outs = [gsh] + ([] if cell.dm_is_dxp else [gsh]) + \
         [jax.ShapeDtypeStruct((B, H), d.dtype) for d in dfinal]
     blocks_out = [(T, G, "b", H)] * (1 + (not cell.dm_is_dxp)) + [("b", H)] * C
-    xp_in = xp if cell.needs_xp else jnp.zeros((1, G, B, H), dt)
+    xp_in = xp if cell.needs_xp else pre   # a cell that does not read xp: any such array
     masks = [] if mask is None else [mask]
-    blocks_in = [(T, G, "b", H), (xp_in.shape[0], G, "b", H), (G, H, H), (1, cfg.hc),
-                 (1, cfg.hc)] + \
+    blocks_in = [(T, G, "b", H)] * 2 + [(G, H, H), (1, cfg.hc), (1, cfg.hc)] + \
         [(T, "b", H)] * (C + 1) + [("b", H)] * C + [(1, H)] * len(vecs) + \
         [(T, "b", 1)] * len(masks)
     kernel = functools.partial(_backward_kernel, cell=cell, T=T, H=H, cfg=cfg, reverse=reverse,

@@ -10,6 +10,7 @@ equal ``ManualBPTT``'s and autodiff's to rounding.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 from rnn_jax._src.bptt.registry import backward_for
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.persistent import cells as pc
-from rnn_jax._src.persistent.kernels import Config, backward, forward, weights
+from rnn_jax._src.persistent.kernels import Config, backward, carry_scaled, forward, weights
 
 
 OPERANDS = (None, "float16", "native")
@@ -101,9 +102,7 @@ class Persistent(NamedTuple):
             raise ValueError(f"grad=Persistent() does not support {why}; use "
                              "rnn_jax.ManualBPTT() or rnn_jax.Autodiff()")
         T, batch_shape = xs.shape[0], xs.shape[1:-1]
-        B = 1
-        for n in batch_shape:
-            B *= n
+        B = math.prod(batch_shape)
         xs2 = xs.reshape(T, B, xs.shape[-1])
         carry2 = jax.tree.map(lambda c: c.reshape(B, c.shape[-1]), carry)
         valid2 = None if valid is None else valid.reshape(T, B)
@@ -137,10 +136,10 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry, valid):
     def run_kernel(params, xs, carry, valid, save):
         xp = project(params, xs)
         init = [padded(c) for c in pc.to_list(cell, carry)]
-        w_hk = params.w_hh.reshape(G, H, H)   # W_hk, (out, in)
-        w = weights(w_hk, xp.dtype, cfg)
-        w_t = weights(jnp.swapaxes(w_hk, 1, 2), xp.dtype, cfg,
-                      init[0] if kern.bounded == "initial" else None)
+        w = weights(params.w_hh.reshape(G, H, H), xp.dtype, cfg)  # W_hk, (out, in)
+        w_t = (jnp.swapaxes(w[0], 1, 2), *w[1:])                   # W_hk^T
+        if kern.bounded == "initial":
+            w_t = carry_scaled(w_t, init[0])
         vecs = [v.astype(xp.dtype) for v in pc.vectors(cell, params)]
         ys, seqs, pre, final = forward(kern, xp, w_t, init, vecs, cfg=cfg, reverse=reverse,
                                        save=save, mask=masks(valid, xp.dtype))
@@ -177,7 +176,7 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry, valid):
             return jnp.swapaxes(a, 1, 2)[:, :B].reshape(T, B, G * H)
 
         dxps = batch_first(dxp)
-        local = (None, None) if cell.name == "lstm" else batch_first(dm)
+        local = pc.local(cell, batch_first(dm))
         carries = pc.from_list(cell, [p[:, :B] for p in prev])
         d_rec = bwd_cell.recur_grads(params, carries, dxps, local)
         d_proj, dxs = bwd_cell.project_grads(params, xs, dxps)
