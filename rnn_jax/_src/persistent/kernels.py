@@ -333,7 +333,8 @@ def forward(cell: CellKernel, xp: jax.Array, w_t: tuple, carry: Sequence[jax.Arr
             mask: Optional[jax.Array] = None):
     """Runs the recurrence. ``xp (T, G, B, H)``, ``w_t`` :func:`weights` of ``(G, H, H)``
     (``W_hk^T``), ``carry``: C arrays ``(B, H)``, ``vecs``: ``(1, H)`` per-unit vectors,
-    ``mask``: None or ``(T, B, 1)``, positive where step ``t`` of sequence ``b`` is valid (elsewhere its carry is kept).
+    ``mask``: None or ``(T, B, 1)``, positive where step ``t`` of sequence ``b`` is valid
+    (elsewhere its carry is kept).
     Returns ``(ys, seqs, pre, final)``: ``ys (T, B, H)`` (the first carry after each step),
     ``seqs`` the other carries after each step, ``pre (T, G, B, H)`` (None unless ``save``),
     ``final`` the C carries after step T."""
