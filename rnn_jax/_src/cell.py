@@ -165,6 +165,41 @@ def fused_recur(cell: Cell) -> Fused | None:
     return mark[1] if mark is not None and mark[0] is cell.project else None
 
 
+def with_invariants(prepare: Callable[[Any, tuple], Any]) -> Callable[[Callable], Callable]:
+    """Marks a cell's ``recur`` as taking loop invariants: ``prepare(params, batch_shape)``
+    returns operands that depend on ``params`` only (e.g. ``W_hhᵀ``), or None (for batch
+    shapes where they do not pay); the runner evaluates it once before a batch-first scan and
+    calls ``recur(params, carry, xp, inv=...)`` at every step (:func:`bound_recur`). A weight transposed inside the scan body is transposed (copied) at
+    every step on CPU; computed before it, it is one loop input. A cell whose ``recur`` was
+    replaced runs its own function without invariants."""
+
+    def mark(recur: Callable) -> Callable:
+        recur.invariants = prepare  # type: ignore[attr-defined]
+        return recur
+
+    return mark
+
+
+def recur_invariants(cell: Cell, params: Any, batch_shape: tuple) -> Any:
+    """The loop invariants of ``cell.recur`` (:func:`with_invariants`) for a batch-first run
+    over ``batch_shape`` sequences, or None."""
+    prepare = getattr(cell.recur, "invariants", None)
+    return None if prepare is None else prepare(params, tuple(batch_shape))
+
+
+def bound_recur(cell: Cell, params: Any, batch_shape: tuple,
+                inv: Any = None) -> Callable | None:
+    """``cell.recur`` with its loop invariants (:func:`with_invariants`) bound, or None when it
+    has none for ``batch_shape``. ``inv``: the invariants if already computed (a caller that
+    also uses them passes its own, so that the scan gets one copy as input); else they are
+    computed here (call it outside the scan body, so that they are computed once)."""
+    inv = recur_invariants(cell, params, batch_shape) if inv is None else inv
+    if inv is None:
+        return None
+    recur = cell.recur
+    return lambda p, c, xp, **kw: recur(p, c, xp, inv=inv, **kw)
+
+
 def stacked_linear(x: jax.Array, h: jax.Array, w_x: jax.Array, w_h: jax.Array,
                    fa: int = BATCH_FIRST) -> jax.Array:
     """``x @ w_x.T + h @ w_h.T`` as one matmul, ``[x, h] @ [w_x, w_h].T``.

@@ -58,9 +58,11 @@ def default_method(cell: Cell, batch_size: int = 1, on: Optional[str] = None,
     :class:`rnn_jax.ManualBPTT` for rnn_jax's own cells (no matmul is redone and the weight
     gradients are a few large contractions after the backward scan: LSTM forward+backward at
     B=64, T=500, I=H=128 340 ms against 380 ms with autodiff on a 2-core CPU), except the GRU
-    from 16 sequences on a CPU; :class:`rnn_jax.Autodiff` there and for cells written outside
-    rnn_jax. ``batch_size`` is the number of sequences (1 unbatched); ``on`` the backend
-    (default: JAX's); the measurements are in :mod:`rnn_jax._src.tuning`.
+    from 17 sequences on a CPU; :class:`rnn_jax.Autodiff` there and for cells written outside
+    rnn_jax. On a CPU the GRU's ``ManualBPTT`` hoists the input projection at batch sizes
+    below ``tuning.MANUAL_HOIST_BELOW``. ``batch_size`` is the number of sequences (1
+    unbatched); ``on`` the backend (default: JAX's); the measurements are in
+    :mod:`rnn_jax._src.tuning`.
 
     With a ``dtype`` of fewer than 32 bits (bfloat16, float16) every cell that has a
     hand-written backward gets it, whatever its speed: autodiff through ``lax.scan`` adds each
@@ -84,7 +86,11 @@ def default_method(cell: Cell, batch_size: int = 1, on: Optional[str] = None,
 
     low = dtype is not None and jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
     manual = has_backward(cell) if low else manual_is_default(cell, batch_size, on)
-    return ManualBPTT() if manual else Autodiff()
+    if not manual:
+        return Autodiff()
+    from rnn_jax._src.tuning import manual_hoist
+
+    return ManualBPTT(hoist=manual_hoist(cell.name, batch_size, on))
 
 
 def run(

@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell, fused_recur
+from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell, bound_recur, fused_recur
 
 # By default, the cells scanned features first, from this many sequences on (see scan_steps;
 # measured on CPU, benchmarks/README.md). The LSTM's forward is faster from B=32 (B=32, T=100,
@@ -82,6 +82,7 @@ def scan_steps(
     wrap_step: Optional[Callable[[Callable], Callable]] = None,
     resets: Optional[jax.Array] = None,
     features_first: Optional[bool] = None,
+    invariants: Any = None,
 ) -> tuple[Any, jax.Array]:
     """Runs ``cell`` over time-major ``xs`` of shape ``(T, *batch, I)``.
 
@@ -97,6 +98,9 @@ def scan_steps(
         memory layout; :func:`_scan_features_first`; ``wrap_step`` then wraps a step whose
         arrays are features first). None: :func:`features_first_by_default` when there is no
         ``wrap_step``, else False.
+      invariants: the loop invariants of ``cell.recur``
+        (:func:`rnn_jax._src.cell.with_invariants`) if the caller computed them (for a
+        ``wrap_step`` that uses them too); None: computed here, batch first.
 
     Returns:
       ``(final_carry, ys)`` with ``ys`` of shape ``(T, *batch, output_size)``.
@@ -109,9 +113,12 @@ def scan_steps(
         return _scan_features_first(cell, params, xs, carry, valid, reverse, unroll, resets,
                                     wrap_step)
 
+    recur = bound_recur(cell, params, xs.shape[1:-1], invariants)  # computed once
+
     def step(c, inp):
         x, v, r = inp
-        return masked_step(cell, params, c, x if hoist else cell.project(params, x), v, r)
+        return masked_step(cell, params, c, x if hoist else cell.project(params, x), v, r,
+                           recur=recur)
 
     inputs = (cell.project(params, xs) if hoist else xs, valid, resets)
     if wrap_step is not None:

@@ -18,11 +18,21 @@ The backend is :func:`jax.default_backend` when a run is traced (``"cpu"``, ``"g
 ``MANUAL_BELOW``: per cell kind, the batch size below which the hand-written backward
 (:class:`rnn_jax.ManualBPTT`) is the default gradient; larger batches use autodiff.
 
-* CPU: the GRU's backward is faster at B=1, level at B=16 and slower at B=64 (338 against 263
-  ms, T=500, I=H=128), where autodiff's per-step weight-gradient products beat the large
-  contractions; the LSTM's, Elman's and Jordan's are faster at every size.
+* CPU: the GRU's backward is faster up to B=16 and slower at B=64 (326 against 264 ms, T=500,
+  I=H=128), where autodiff's per-step weight-gradient products beat the large contractions;
+  the LSTM's, Elman's and Jordan's are faster at every size.
 * GPU: every cell's backward is faster at every size measured (GRU at B=64, T=100,
   I=H=256: 1.73 against 2.70 ms at unroll 16; at B=256, T=50, I=H=512: 2.75 against 3.80).
+
+``MANUAL_HOIST_BELOW``: per backend and cell kind, the batch size below which the default
+``ManualBPTT`` hoists the input projection out of the scan that saves for the backward pass
+(``ManualBPTT(hoist=True)``; the forward pass alone, not differentiated, never hoists).
+
+* CPU, GRU (same process, forward+backward): B=16, T=100, I=128, H=128 11.3 against 13.6-14.3
+  ms; at H=256 26.5 against 27.1; B=1, T=100, I=64, H=128 1.3 against 1.4. At B=8, T=2000,
+  I=64, H=128 level (170-175 against 163-171). At B=64 it was 1.2x slower (T=100, I=H=256 and
+  T=500, I=H=128), which matters where a low-precision dtype makes ``ManualBPTT`` the default
+  there. Forward alone hoisted was 1.4-1.9x slower, hence never in the plain forward.
 
 ``PERSISTENT``: backends where :class:`rnn_jax.Persistent` (the whole recurrence in one Pallas
 kernel per direction) is the default, for the cells and sizes it covers with ``W_hh`` on chip
@@ -47,7 +57,8 @@ import jax
 UNROLL: dict[str, int] = {"cpu": 1, "gpu": 8}
 PERSISTENT: dict[str, bool] = {"cpu": False, "gpu": True}
 _EVERY = {"elman": math.inf, "jordan": math.inf, "lstm": math.inf, "gru": math.inf}
-MANUAL_BELOW: dict[str, dict[str, float]] = {"cpu": {**_EVERY, "gru": 16}, "gpu": _EVERY}
+MANUAL_BELOW: dict[str, dict[str, float]] = {"cpu": {**_EVERY, "gru": 17}, "gpu": _EVERY}
+MANUAL_HOIST_BELOW: dict[str, dict[str, float]] = {"cpu": {"gru": 17}, "gpu": {}}
 
 
 def backend(name: Optional[str] = None) -> str:
@@ -65,6 +76,12 @@ def manual_below(cell_name: str, on: Optional[str] = None) -> float:
     """The batch size from which autodiff replaces the hand-written backward for ``cell_name``
     (0 for cells without one)."""
     return MANUAL_BELOW[backend(on)].get(cell_name, 0)
+
+
+def manual_hoist(cell_name: str, batch_size: int, on: Optional[str] = None) -> bool:
+    """Whether the default ``ManualBPTT`` of ``cell_name`` hoists the input projection for a
+    batch of ``batch_size`` sequences."""
+    return batch_size < MANUAL_HOIST_BELOW[backend(on)].get(cell_name, 0)
 
 
 def persistent_default(on: Optional[str] = None) -> bool:

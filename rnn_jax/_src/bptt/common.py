@@ -3,7 +3,8 @@
 Every per-cell module exposes the same three functions, collected in a :class:`CellBackward`:
 
 * ``preact(params, carry, xp) -> pre``: the parts of the forward step that take a matmul with
-  the carry (the gate pre-activations, e.g. ``a = xp + W_hh h`` of an LSTM). Computed with the
+  the carry (the gate pre-activations, e.g. ``a = xp + W_hh h`` of an LSTM; the GRU's saves
+  its gate activations, so that its backward step recomputes no sigmoid or tanh). Computed with the
   same helpers as ``cell.recur``, so that the forward pass can save them at no extra cost (XLA
   merges the identical matmuls) and the backward step need not redo them. The layout is the
   cell's choice (the LSTM's is features first, see :func:`features_first`); only its own

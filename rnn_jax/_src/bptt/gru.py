@@ -19,7 +19,10 @@ Given ``\\bar h = δh' + ∂L/∂y`` (``y = h'``):
 with ``δxp = [δa_r, δa_z, δa_n]``. After the scan: ``∂W_ih = Σ δxp x^⊤``, ``∂b_ih = Σ δxp``;
 after: ``∂W_hh = Σ [δa_r, δa_z, δu] h^⊤``, ``∂b_hh = Σ [δa_r, δa_z, δu]``; before:
 ``∂W_{hr,hz} = Σ [δa_r, δa_z] h^⊤``, ``∂W_hn = Σ δa_n (r ⊙ h)^⊤``, ``∂b_hh = Σ δxp``.
-``local`` is ``[δa_r, δa_z, δu]``, the gradient of ``W_hh h + b_hh`` (after, so that ``∂W_hh``
+The forward pass saves ``[r, z, n, u]`` (after) or ``[r, z, n]`` (before) per step: forward+
+backward at B=16, T=100, I=128, H=256 on CPU 25.7 against 27.7 ms with the pre-activations
+saved (the backward step then recomputed a tanh and two sigmoids). ``local`` is
+``[δa_r, δa_z, δu]``, the gradient of ``W_hh h + b_hh`` (after, so that ``∂W_hh``
 is one contraction) or ``r ⊙ h`` (before).
 """
 
@@ -29,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import CellBackward, lead_sum, matmul, outer_sum
-from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell
+from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell, per_feature
 from rnn_jax._src.cells.gru import per_sequence, preactivations
 from rnn_jax._src.params import GRUParams
 
@@ -40,30 +43,34 @@ def backward(cell: Cell) -> CellBackward:
     after = reset == "after"
     H = cell.hidden_size
 
-    def preact(params: GRUParams, h, xp):
-        """``cells.gru.preactivations`` concatenated, so that the backward step needs neither
-        ``xp`` nor a matmul: after ``[a_r, a_z, x_n, W_hn h]`` (..., 4H), before
-        ``[a_r, a_z, a_n]`` (..., 3H); vmapped per sequence where cell.recur is."""
-        def cat(h, xp, fa):
-            return jnp.concatenate(preactivations(params, h, xp, reset, fa), axis=fa)
+    def preact(params: GRUParams, h, xp, inv=None):
+        """The step's gate activations, so that the backward step needs neither ``xp``, nor a
+        matmul, nor a sigmoid or tanh: after ``[r, z, n, u]`` with ``u = W_hn h + b_hn``
+        (..., 4H), before ``[r, z, n]`` (..., 3H). Computed as the cell's step computes them
+        (``cells.gru.preactivations``, with its loop invariants ``inv`` or vmapped per
+        sequence), so that XLA shares them with the step."""
+        def acts(h, xp, fa, inv=None):
+            pre = preactivations(params, h, xp, reset, fa, inv)
+            r, z = jax.nn.sigmoid(pre[0]), jax.nn.sigmoid(pre[1])
+            if not after:
+                return jnp.concatenate([r, z, jnp.tanh(pre[2])], axis=fa)
+            u = pre[3] + per_feature(params.b_hh[2 * H:], pre[3], fa)
+            return jnp.concatenate([r, z, jnp.tanh(pre[2] + r * u), u], axis=fa)
 
+        if inv is not None:
+            return acts(h, xp, BATCH_FIRST, inv)
         if per_sequence(h):
-            return jax.vmap(lambda h1, x1: cat(h1, x1, FEATURES_FIRST))(h, xp)
-        return cat(h, xp, BATCH_FIRST)
+            return jax.vmap(lambda h1, x1: acts(h1, x1, FEATURES_FIRST))(h, xp)
+        return acts(h, xp, BATCH_FIRST)
 
     def step(params: GRUParams, h, xp, dcarry, dy, pre=None):
-        pre = preact(params, h, xp) if pre is None else pre
+        a = preact(params, h, xp) if pre is None else pre
         dh_new = dcarry + dy
         if after:
-            a_r, a_z, x_n, h_n = jnp.split(pre, 4, axis=-1)   # (..., H) each
-            r, z = jax.nn.sigmoid(a_r), jax.nn.sigmoid(a_z)
-            u = h_n + params.b_hh[2 * H:]
-            n = jnp.tanh(x_n + r * u)
+            r, z, n, u = jnp.split(a, 4, axis=-1)   # (..., H) each
         else:
-            a_r, a_z, a_n = jnp.split(pre, 3, axis=-1)
-            r, z = jax.nn.sigmoid(a_r), jax.nn.sigmoid(a_z)
+            r, z, n = jnp.split(a, 3, axis=-1)
             rh = r * h
-            n = jnp.tanh(a_n)
         da_n = (1 - n * n) * ((1 - z) * dh_new)
         da_z = z * (1 - z) * ((h - n) * dh_new)
         dh = z * dh_new

@@ -19,7 +19,7 @@ from rnn_jax._src import validate as v
 from rnn_jax._src.bptt.common import CellBackward
 from rnn_jax._src.bptt.registry import backward_for
 from rnn_jax._src.bptt.sequence import sequence_backward
-from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell
+from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell, recur_invariants
 from rnn_jax._src.runner import prepare
 from rnn_jax._src.scan import (features_first_by_default, fused_step, masked_step,
                                reset_to_zeros, scan_steps)
@@ -42,6 +42,10 @@ def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unrol
     # Features first, a cell with a fused step runs it as ``finish(preact(x))`` and saves the
     # ``a`` in between: computed once (XLA did not share the stacked weights of two calls).
     fused = fused_step(cell) if ff and bwd is not None and bwd.saves_fused else None
+    # The step's loop invariants (batch first), passed to ``bwd.preact`` too so that its
+    # matmul is the step's own and XLA computes it once.
+    inv = None if ff or bwd is None else recur_invariants(cell, params, xs.shape[1:-1])
+    pre_kw = {} if inv is None else {"inv": inv}
 
     def save(step):
         def wrapped(c, inp):
@@ -54,13 +58,14 @@ def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unrol
             if bwd is None:
                 return new_carry, (y, c, None)
             xp = x if hoist else cell.project(params, x, **kw)
-            return new_carry, (y, c, bwd.preact(params, reset_to_zeros(c, r, fa), xp, **kw))
+            return new_carry, (y, c, bwd.preact(params, reset_to_zeros(c, r, fa), xp, **kw,
+                                                **pre_kw))
 
         return wrapped
 
     final, (ys, carries, pres) = scan_steps(cell, params, xs, carry, valid, reverse=reverse,
                                             unroll=unroll, hoist=hoist, wrap_step=save,
-                                            resets=resets, features_first=ff)
+                                            resets=resets, features_first=ff, invariants=inv)
     if ff:  # (T, F, *batch) -> (T, *batch, F)
         ys = jnp.moveaxis(ys, 1, -1)
     return final, ys, carries, pres, fa
@@ -93,9 +98,12 @@ class ManualBPTT(NamedTuple):
         (Williams & Peng 1990, BPTT(k, k); see :mod:`rnn_jax._src.bptt.sequence`).
       clip: ``c``: clip the carry's gradient elementwise to ``[-c, c]`` at every step.
       hoist: compute the input projection of all steps at once (one large matmul) in the
-        forward pass and again in the backward pass, instead of inside each step; faster on
-        wide hardware, but it needs a ``(T, *batch, G)`` buffer of projections (``G = 4H``
-        for an LSTM), twice the size of the saved carries.
+        forward pass that saves for the backward pass and again in the backward pass, instead
+        of inside each step; it needs a ``(T, *batch, G)`` buffer of projections (``G = 4H``
+        for an LSTM), twice the size of the saved carries. A forward pass that is not
+        differentiated runs unhoisted: on CPU the hoisted scan was 1.4-1.9x slower there,
+        while under differentiation it made the GRU's forward+backward up to 1.2x faster at
+        B <= 16 (``rnn_jax._src.tuning.MANUAL_HOIST_BELOW``).
       accumulate: sum the parameter gradients inside the backward scan (small matmuls per
         step; memory: the carries only) instead of emitting ``δxp_t`` and contracting over
         all steps at once after the scan (one large matmul; memory: carries plus a
@@ -121,7 +129,7 @@ class ManualBPTT(NamedTuple):
         @jax.custom_vjp
         def run(params, xs, carry, valid, resets):
             return scan_steps(cell, params, xs, carry, valid, reverse=reverse, unroll=unroll,
-                              hoist=self.hoist, resets=resets)
+                              resets=resets)  # never hoisted (see ``hoist``)
 
         save = None if self.recompute or bwd_cell.preact is None else bwd_cell
 

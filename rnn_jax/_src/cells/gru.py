@@ -14,6 +14,7 @@ Cho et al. 2014, arXiv 1406.1078 (reset before); the reset-after form is cuDNN's
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -22,18 +23,27 @@ import jax.numpy as jnp
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.cell import (BATCH_FIRST, FEATURES_FIRST, Cell, Options, affine,
                                check_options, check_size, features_first_capable, gate_weights,
-                               linear, per_feature, split, zeros_carry)
+                               linear, per_feature, split, with_invariants, zeros_carry)
 from rnn_jax._src.params import GRUParams
 
 RESETS = ("after", "before")
+
+# Batches of at most this many sequences (batch first) multiply the carry by ``W_hhᵀ``
+# transposed once before the scan (:func:`invariants`) instead of transposing it inside every
+# step (:func:`rnn_jax._src.cell.linear`) or running the step per sequence. CPU, XLA 0.10, same
+# process, ManualBPTT forward+backward: B=8, T=2000, I=64, H=128 163-171 against 191 ms; B=16,
+# T=100, I=128, H=256 26.5 against 28.3 (with the projection hoisted); forward at B=8 55 against
+# 74 ms. From 32 sequences on it gained nothing under autodiff (B=64, T=500, I=H=128: 283
+# against 264 ms), so larger batches keep the other forms.
+INVARIANTS_UP_TO = 16
 
 # Batches of this many sequences run the batch-first step as ``jax.vmap`` of the
 # single-sequence step (Equinox's formulation), which XLA compiles to other layouts: on CPU,
 # at B=16, T=100, I=128, H=256, forward 11.4 against 14.3 ms and autodiff forward+backward
 # 29.6 against 32.3 ms (same process; 4.1 against 5.2 and 14.0 against 15.2 ms at H=128).
-# From B=32 autodiff through it was slower (68 against 65 ms), and below 16 the GRU's default
-# gradient is ManualBPTT, whose saved pre-activations are computed for the whole batch.
-PER_SEQUENCE_BATCHES = range(16, 32)
+# From B=32 autodiff through it was slower (68 against 65 ms); up to 16 sequences the step
+# multiplies by a pre-transposed ``W_hh`` instead (:data:`INVARIANTS_UP_TO`).
+PER_SEQUENCE_BATCHES = range(INVARIANTS_UP_TO + 1, 32)
 
 
 def per_sequence(h: jax.Array) -> bool:
@@ -42,22 +52,60 @@ def per_sequence(h: jax.Array) -> bool:
 
 
 def preactivations(params: GRUParams, h: jax.Array, xp: jax.Array, reset: str,
-                   fa: int = BATCH_FIRST) -> tuple[jax.Array, ...]:
+                   fa: int = BATCH_FIRST, inv: Any = None) -> tuple[jax.Array, ...]:
     """The parts of a GRU step that involve a matmul with the carry.
 
     ``reset="after"``: ``(a_r, a_z, x_n, W_hn h)``; ``"before"``: ``(a_r, a_z, a_n)`` with
     ``a_n = x_n + W_hn (r ⊙ h)``; ``a_r = x_r + W_hr h``, ``a_z = x_z + W_hz h``. Shared by
     the cell's step and its hand-written backward (which saves them), so that XLA computes the
-    matmuls once.
+    matmuls once. ``inv``: :func:`invariants` (batch first), the transposed weights.
     """
     H = params.w_hh.shape[-1]
     x_r, x_z, x_n = split(xp, 3, fa)
+    if inv is not None:
+        mm = [lambda v, w=w: product(v, w) for w in inv]
+    else:
+        mm = [lambda v: linear(v, params.w_hh, fa)] if reset == "after" else [
+            lambda v: linear(v, params.w_hh[:2 * H], fa), lambda v: linear(v, params.w_hh[2 * H:], fa)]
     if reset == "after":
-        h_r, h_z, h_n = split(linear(h, params.w_hh, fa), 3, fa)
+        h_r, h_z, h_n = split(mm[0](h), 3, fa)
         return x_r + h_r, x_z + h_z, x_n, h_n
-    h_r, h_z = split(linear(h, params.w_hh[:2 * H], fa), 2, fa)
+    h_r, h_z = split(mm[0](h), 2, fa)
     a_r = x_r + h_r
-    return a_r, x_z + h_z, x_n + linear(jax.nn.sigmoid(a_r) * h, params.w_hh[2 * H:], fa)
+    return a_r, x_z + h_z, x_n + mm[1](jax.nn.sigmoid(a_r) * h)
+
+
+# With ``h`` of at most this many features, ``h @ W_hhᵀ`` is computed from a materialised
+# ``hᵀ`` (see :func:`product`). CPU, a scan of the product alone, T=100: at B=16, H=256 4.9
+# against 6.8 ms (B=8: 3.2 against 4.1); at H=512 24 against 20 ms.
+TRANSPOSED_CARRY_UP_TO = 256
+
+
+def product(h: jax.Array, w_t: jax.Array) -> jax.Array:
+    """``h @ w_t`` for a batch-first carry ``h`` and a weight transposed before the scan.
+
+    For a ``(B, H)`` carry with ``H <= TRANSPOSED_CARRY_UP_TO`` the product is taken as
+    ``(hᵀ)ᵀ w_t`` with ``hᵀ`` kept (an optimization barrier stops XLA from folding the
+    transpose back into the product): XLA CPU then hands it to a different matmul routine,
+    measured faster there at small batches (:data:`TRANSPOSED_CARRY_UP_TO`). Same values.
+    """
+    h = h.astype(jnp.result_type(h, w_t))
+    if h.ndim == 2 and h.shape[-1] <= TRANSPOSED_CARRY_UP_TO:
+        h_t = jax.lax.optimization_barrier(h.T)
+        return jax.lax.dot_general(h_t, w_t.astype(h.dtype), (((0,), (0,)), ((), ())))
+    return jnp.matmul(h, w_t)
+
+
+def invariants(params: GRUParams, batch_shape: tuple, reset: str):
+    """The GRU step's loop invariants (:func:`rnn_jax._src.cell.with_invariants`) for a
+    batch-first run of at most :data:`INVARIANTS_UP_TO` sequences: ``W_hh`` transposed
+    (``reset="after"``), or its ``r, z`` and ``n`` blocks transposed apart (``"before"``);
+    None for larger batches."""
+    if math.prod(batch_shape) > INVARIANTS_UP_TO:
+        return None
+    H = params.w_hh.shape[-1]
+    w = params.w_hh
+    return (w.T,) if reset == "after" else (w[:2 * H].T, w[2 * H:].T)
 
 
 def gru(
@@ -89,10 +137,12 @@ def gru(
         return affine(x, params.w_ih, b, fa)
 
     @features_first_capable
-    def recur(params: GRUParams, h: jax.Array, xp: jax.Array, fa: int = BATCH_FIRST):
-        if fa == BATCH_FIRST and per_sequence(h):  # the same step on (H,) vectors, vmapped
+    @with_invariants(lambda params, batch_shape: invariants(params, batch_shape, reset))
+    def recur(params: GRUParams, h: jax.Array, xp: jax.Array, fa: int = BATCH_FIRST,
+              inv: Any = None):
+        if fa == BATCH_FIRST and inv is None and per_sequence(h):  # per sequence, vmapped
             return jax.vmap(lambda h1, x1: recur(params, h1, x1, FEATURES_FIRST))(h, xp)
-        pre = preactivations(params, h, xp, reset, fa)
+        pre = preactivations(params, h, xp, reset, fa, inv)
         r, z = jax.nn.sigmoid(pre[0]), jax.nn.sigmoid(pre[1])
         if reset == "after":
             x_n, h_n = pre[2:]
