@@ -65,8 +65,8 @@ def preactivations(params: GRUParams, h: jax.Array, xp: jax.Array, reset: str,
     if inv is not None:
         mm = [lambda v, w=w: product(v, w) for w in inv]
     else:
-        mm = [lambda v: linear(v, params.w_hh, fa)] if reset == "after" else [
-            lambda v: linear(v, params.w_hh[:2 * H], fa), lambda v: linear(v, params.w_hh[2 * H:], fa)]
+        blocks = [params.w_hh] if reset == "after" else [params.w_hh[:2 * H], params.w_hh[2 * H:]]
+        mm = [lambda v, w=w: linear(v, w, fa) for w in blocks]
     if reset == "after":
         h_r, h_z, h_n = split(mm[0](h), 3, fa)
         return x_r + h_r, x_z + h_z, x_n, h_n
