@@ -169,9 +169,10 @@ def with_invariants(prepare: Callable[[Any, tuple], Any]) -> Callable[[Callable]
     """Marks a cell's ``recur`` as taking loop invariants: ``prepare(params, batch_shape)``
     returns operands that depend on ``params`` only (e.g. ``W_hhᵀ``), or None (for batch
     shapes where they do not pay); the runner evaluates it once before a batch-first scan and
-    calls ``recur(params, carry, xp, inv=...)`` at every step (:func:`bound_recur`). A weight transposed inside the scan body is transposed (copied) at
-    every step on CPU; computed before it, it is one loop input. A cell whose ``recur`` was
-    replaced runs its own function without invariants."""
+    calls ``recur(params, carry, xp, inv=...)`` at every step (:func:`bound_recur`). A weight
+    transposed inside the scan body is transposed (copied) at every step on CPU; computed
+    before it, it is one loop input. A cell whose ``recur`` was replaced runs its own function
+    without invariants."""
 
     def mark(recur: Callable) -> Callable:
         recur.invariants = prepare  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ from rnn_jax._src.cell import (BATCH_FIRST, FEATURES_FIRST, Cell, Options, affin
                                check_options, check_size, features_first_capable, gate_weights,
                                linear, per_feature, split, with_invariants, zeros_carry)
 from rnn_jax._src.params import GRUParams
+from rnn_jax._src.tuning import backend
 
 RESETS = ("after", "before")
 
@@ -87,10 +88,11 @@ def product(h: jax.Array, w_t: jax.Array) -> jax.Array:
     For a ``(B, H)`` carry with ``H <= TRANSPOSED_CARRY_UP_TO`` the product is taken as
     ``(hᵀ)ᵀ w_t`` with ``hᵀ`` kept (an optimization barrier stops XLA from folding the
     transpose back into the product): XLA CPU then hands it to a different matmul routine,
-    measured faster there at small batches (:data:`TRANSPOSED_CARRY_UP_TO`). Same values.
+    measured faster there at small batches (:data:`TRANSPOSED_CARRY_UP_TO`); CPU only, as
+    the measurement is. Same values.
     """
     h = h.astype(jnp.result_type(h, w_t))
-    if h.ndim == 2 and h.shape[-1] <= TRANSPOSED_CARRY_UP_TO:
+    if h.ndim == 2 and h.shape[-1] <= TRANSPOSED_CARRY_UP_TO and backend() == "cpu":
         h_t = jax.lax.optimization_barrier(h.T)
         return jax.lax.dot_general(h_t, w_t.astype(h.dtype), (((0,), (0,)), ((), ())))
     return jnp.matmul(h, w_t)
