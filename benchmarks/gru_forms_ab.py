@@ -10,7 +10,7 @@ made rnn_jax's forward+backward clearly faster than flax's. Each form is the GRU
 * ``per_gate``: six ``(in, H)`` products per step, one per gate and operand, as flax's
   ``GRUCell`` has them, from blocks transposed before the scan.
 * ``manual_after``: a ``jax.custom_vjp`` whose forward saves ``[r, z, n, u]`` and whose reverse
-  scan emits the gate gradients; the weight gradients are two contractions over all ``(t, b)``
+  scan emits the gate gradients (rnn_jax's own backward step, ``bptt/gru.py``); the weight gradients are two contractions over all ``(t, b)``
   after it (as ``rnn_jax.ManualBPTT``).
 * ``manual_accumulate``: the same backward adding ``δaᵀ x_t`` and ``δaᵀ h_{t-1}`` into the
   weight gradients at every step instead (as autodiff does), so no ``(T, B, 3H)`` buffer.
@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 import rnn_jax
+from rnn_jax._src.bptt.gru import backward
 from rnn_jax._src.params import GRUParams
 
 FORMS = ("pretransposed", "per_gate", "manual_after", "manual_accumulate")
@@ -96,15 +97,11 @@ def _manual(accumulate: bool) -> Callable[[GRUParams, jax.Array], jax.Array]:
         H = p.w_hh.shape[1]
         h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]])
 
+        step_vjp = backward(rnn_jax.gru(xs.shape[-1], H)).step  # rnn_jax's own step
+
         def grads(dh, h, a, dy):
-            """``(δh_{t-1}, δxp, δ(W_hh h + b_hh))`` of one step (bptt/gru.py's equations)."""
-            r, z, n, u = (a[:, k * H:(k + 1) * H] for k in range(4))
-            g = dh + dy
-            da_n = (1 - n * n) * (1 - z) * g
-            da_z = z * (1 - z) * (h - n) * g
-            da_r = r * (1 - r) * u * da_n
-            local = jnp.concatenate([da_r, da_z, r * da_n], axis=-1)
-            return z * g + local @ p.w_hh, jnp.concatenate([da_r, da_z, da_n], axis=-1), local
+            """``(δh_{t-1}, δxp, δ(W_hh h + b_hh))`` of one step from the saved ``a``."""
+            return step_vjp(p, h, None, dh, dy, a)
 
         dh0 = jnp.zeros_like(hs[0])
         if accumulate:
