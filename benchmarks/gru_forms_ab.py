@@ -1,8 +1,9 @@
 """The GRU step in other matmul layouts, against rnn_jax's default and flax, in one process.
 
-The measurement behind "CPU, session 8" in benchmarks/README.md: at B=256, T=50, I=H=512 every
-implementation runs the same matmuls at this CPU's matmul throughput, and none of these forms
-made rnn_jax's forward+backward clearly faster than flax's. Each form is the GRU of
+The measurement behind "CPU, session 8" in benchmarks/README.md: at B=256, T=50, I=H=512 none
+of these forms made the then default (batch-first autodiff) clearly faster than flax's. Since
+session 9 the default at that shape is the features-first ``ManualBPTT(accumulate=True)``
+("CPU, session 9"), which this script times as ``rnn_jax``. Each form is the GRU of
 :func:`rnn_jax.gru` (reset after, PyTorch layout and biases) written out by hand:
 
 * ``pretransposed``: ``x_t W_ihᵀ + h W_hhᵀ`` with both weights transposed before the scan

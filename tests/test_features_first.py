@@ -276,3 +276,90 @@ def test_features_first_manual_backward_matches_batch_first(reverse):
     for (got, _), (want, _) in zip(ff, bf):
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+
+
+FF_CELLS = {
+    "lstm_peep_proj": rnn_jax.lstm(I, H, peephole=True, proj_size=3, dtype=F64),
+    "gru_after": rnn_jax.gru(I, H, dtype=F64),
+    "gru_before": rnn_jax.gru(I, H, reset="before", dtype=F64),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FF_CELLS))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_features_first_accumulating_backward_matches_batch_first(name, reverse):
+    """Scanned features first, ``ManualBPTT(accumulate=True)`` adds each step's parameter
+    gradients features first inside its backward scan (which carries the carry's gradient as
+    ``(H, *batch)`` next to the parameter sums), and the GRU's ``ManualBPTT()`` runs its backward
+    features first too; with padding, resets, truncation, clipping, an initial carry and a 2-D
+    batch, their gradients (params, inputs, carry) equal the batch-first ones."""
+    from rnn_jax._src import tuning
+
+    cell = FF_CELLS[name]
+    batch = (2, 4)
+    k = jax.random.split(jax.random.key(11), 6)
+    params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(k[5], p.shape, F64),
+                          cell.init(k[0]))  # nonzero biases and peepholes
+    xs = jax.random.normal(k[1], (*batch, T, I), F64)
+    lengths = jax.random.randint(k[2], batch, 0, T + 1)
+    resets = jax.random.bernoulli(k[3], 0.2, (*batch, T))
+    carry = jax.tree.map(lambda c: jax.random.normal(k[4], c.shape, F64),
+                         cell.initial_carry(batch, F64))
+
+    def grads(method):
+        def loss(p, x, c):
+            final, ys = rnn_jax.run(cell, p, x, c, lengths=lengths, resets=resets, grad=method,
+                                    reverse=reverse)
+            return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(f ** 2) for f in jax.tree.leaves(final))
+        f = jax.grad(loss, argnums=(0, 1, 2))
+        return f(params, xs, carry), _shapes_carried_by_scans(
+            jax.make_jaxpr(f)(params, xs, carry).jaxpr)
+
+    methods = [rnn_jax.ManualBPTT(accumulate=True),
+               rnn_jax.ManualBPTT(accumulate=True, truncate=2, clip=0.5)]
+    if name.startswith("gru"):
+        methods.append(rnn_jax.ManualBPTT())
+    w_hh, dcarry_ff = params.w_hh.shape, (H, *batch)
+
+    def accumulates_features_first(carried):
+        return any(w_hh in shapes and dcarry_ff in shapes for shapes in carried)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(scan_mod.FEATURES_FIRST_FROM, "lstm", 1)
+        mp.setitem(tuning.GRU_FEATURES_FIRST, "cpu", (1, 1))
+        ff = [grads(m) for m in methods]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(scan_mod.FEATURES_FIRST_FROM, "lstm", 10**9)
+        mp.setitem(tuning.GRU_FEATURES_FIRST, "cpu", (10**9, 10**9))
+        bf = [grads(m) for m in methods]
+    assert all(accumulates_features_first(carried) for _, carried in ff[:2])
+    assert not any(accumulates_features_first(carried) for _, carried in bf)
+    for (got, _), (want, _) in zip(ff, bf):
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+
+
+def test_gru_features_first_rule_picks_layout_and_default_gradient():
+    """On a CPU a GRU of at least ``GRU_FEATURES_FIRST`` sequences and features is scanned
+    features first and differentiated by ``ManualBPTT(accumulate=True)``; smaller GRUs, 16-bit
+    dtypes (accurate sums after the scan) and GPUs keep their previous defaults."""
+    from rnn_jax._src import tuning
+    from rnn_jax._src.runner import default_method
+
+    B, Hf = tuning.GRU_FEATURES_FIRST["cpu"]
+    big, narrow = rnn_jax.gru(I, Hf), rnn_jax.gru(I, Hf // 2)
+    f32 = jnp.float32
+    assert default_method(big, B, on="cpu", dtype=f32) == rnn_jax.ManualBPTT(accumulate=True)
+    assert default_method(big, B - 1, on="cpu", dtype=f32) == rnn_jax.Autodiff()
+    assert default_method(narrow, B, on="cpu", dtype=f32) == rnn_jax.Autodiff()
+    assert default_method(big, B, on="cpu", dtype=jnp.bfloat16) == rnn_jax.ManualBPTT()
+    assert default_method(big, B, on="gpu", dtype=f32) == rnn_jax.ManualBPTT()
+    mine = big._replace(recur=lambda p, c, xp: big.recur(p, c, xp))  # not rnn_jax's step
+    assert default_method(mine, B, on="cpu", dtype=f32) == rnn_jax.Autodiff()
+    if jax.default_backend() != "cpu":
+        return  # the layout follows the backend tests run on
+    xs = jnp.zeros((3, B, I))
+    assert scan_mod.features_first_by_default(big, xs)
+    assert not scan_mod.features_first_by_default(big, xs[:, : B - 1])
+    assert not scan_mod.features_first_by_default(narrow, xs)
+    assert not scan_mod.features_first_by_default(big, xs, hoist=True)

@@ -9,13 +9,15 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell, bound_recur, fused_recur
+from rnn_jax._src.tuning import gru_features_first
 
 # By default, the cells scanned features first, from this many sequences on (see scan_steps;
 # measured on CPU, benchmarks/README.md). The LSTM's forward is faster from B=32 (B=32, T=100,
 # I=128, H=256: 23.8 against 28.1 ms; B=256, T=50, I=H=512: 372 against 474 ms) and autodiff
 # through it no slower, but at B=16 autodiff is slower (57 against 43 ms). The GRU's forward
-# gains too, but autodiff through it lost 9-14% at B=64, T=500, and autodiff is the GRU's
-# default gradient there; the Elman cell's gains nothing.
+# gains too, but autodiff through it lost 9-14% at B=64, T=500, I=H=128, where autodiff stays
+# its default gradient: the GRU has its own rule, batch and hidden size per backend
+# (:func:`rnn_jax._src.tuning.gru_features_first`). The Elman cell's gains nothing.
 FEATURES_FIRST_FROM: dict[str, int] = {"lstm": 32}
 
 # The features-first scan runs a cell's fused step (one matmul over ``[x; h]``, see
@@ -129,9 +131,13 @@ def scan_steps(
 def features_first_by_default(cell: Cell, xs: jax.Array, hoist: bool = False) -> bool:
     """The default of ``scan_steps(features_first=None)`` for time-major ``xs``: the cell
     supports it, ``hoist`` is off and the batch has ``FEATURES_FIRST_FROM[cell.name]``
-    sequences or more."""
-    return (not hoist and can_scan_features_first(cell)
-            and math.prod(xs.shape[1:-1]) >= FEATURES_FIRST_FROM.get(cell.name, math.inf))
+    sequences or more (a GRU: :func:`rnn_jax._src.tuning.gru_features_first`)."""
+    if hoist or not can_scan_features_first(cell):
+        return False
+    batch = math.prod(xs.shape[1:-1])
+    if cell.name == "gru":
+        return gru_features_first(batch, cell.hidden_size)
+    return batch >= FEATURES_FIRST_FROM.get(cell.name, math.inf)
 
 
 def can_scan_features_first(cell: Cell) -> bool:

@@ -11,6 +11,10 @@ Every per-cell module exposes the same three functions, collected in a :class:`C
   ``step`` reads it.
 * ``saves_fused``: features first, ``pre`` is the ``a`` of the cell's fused step
   (:class:`rnn_jax._src.cell.Fused`), so the forward pass saves what that step computes.
+* ``finish(params, carry, pre, fa) -> (carry, y)`` (optional): the rest of the forward step
+  from ``pre``; the features-first saving forward then computes each gate once, for the step
+  and for what it saves (the GRU's: XLA otherwise recomputed the gates inside the fusion
+  that writes them out).
 * ``step(params, carry, xp, dcarry, dy, pre=None) -> (dcarry_prev, dxp, local)``: the
   vector-Jacobian product of ``cell.recur`` for the carry and ``xp``. Without ``pre`` the gate
   pre-activations are recomputed from ``(carry, xp)``; ``local`` holds the few per-step arrays
@@ -18,11 +22,13 @@ Every per-cell module exposes the same three functions, collected in a :class:`C
   A ``step`` marked ``features_first_capable`` also takes ``fa=FEATURES_FIRST`` (every array
   ``(features, *batch)``) and ``wt=transposed(params)``, the weights it multiplies by laid out
   for that (``transposed`` is then given too).
-* ``recur_grads(params, carry, dxp, local) -> dparams``: the gradient of ``cell.recur`` with
-  respect to ``params``, summed over every leading axis (time and batch at once, so over a whole
-  sequence it is one large contraction, ``dW_hh = Σ_t da_tᵀ h_{t-1}``).
-* ``project_grads(params, x, dxp) -> (dparams, dx)``: the same for ``cell.project``
-  (``dW_ih = Σ_t dxp_tᵀ x_t``, bias sums, ``dx = dxp W_ih``).
+* ``recur_grads(params, carry, dxp, local, fa=BATCH_FIRST) -> dparams``: the gradient of
+  ``cell.recur`` with respect to ``params``, summed over every leading axis (time and batch at
+  once, so over a whole sequence it is one large contraction, ``dW_hh = Σ_t da_tᵀ h_{t-1}``).
+* ``project_grads(params, x, dxp, fa=BATCH_FIRST) -> (dparams, dx)``: the same for
+  ``cell.project`` (``dW_ih = Σ_t dxp_tᵀ x_t``, bias sums, ``dx = dxp W_ih``, batch first).
+  Both take ``fa=FEATURES_FIRST`` for the arrays of one features-first step, ``(F, *batch)``
+  (the accumulating backward scan adds them up per step; the LSTM's and GRU's).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class CellBackward(NamedTuple):
     preact: Optional[Callable[..., Any]] = None
     saves_fused: bool = False
     transposed: Optional[Callable[[Any], Any]] = None
+    finish: Optional[Callable[..., Any]] = None
 
 
 def features_first(a: Array) -> Array:
@@ -88,14 +95,27 @@ def derivative(act: Any) -> Callable[[Array, Array, Array], Array]:
     return lambda a, s, g: jax.vjp(act, a)[1](g)[0]
 
 
-def outer_sum(d: Array, v: Array) -> Array:
-    """``Σ_n d_nᵀ v_n`` over every leading axis: ``(..., m), (..., n) -> (m, n)``."""
+def outer_sum(d: Array, v: Array, fa: int = BATCH_FIRST) -> Array:
+    """``Σ_n d_nᵀ v_n`` over every leading axis: ``(..., m), (..., n) -> (m, n)``; features
+    first (``fa=FEATURES_FIRST``) over every trailing axis: ``(m, ...), (n, ...) -> (m, n)``."""
+    if fa == FEATURES_FIRST:
+        return jnp.einsum("m...,n...->mn", d, v)
     return jnp.einsum("...m,...n->mn", d, v)
 
 
-def lead_sum(d: Array) -> Array:
-    """Sum over every axis but the last."""
+def lead_sum(d: Array, fa: int = BATCH_FIRST) -> Array:
+    """Sum over every axis but the feature axis (the last, or the first with ``fa=FEATURES_FIRST``)."""
+    if fa == FEATURES_FIRST:
+        return d.reshape(d.shape[0], -1).sum(1)
     return d.reshape(-1, d.shape[-1]).sum(0)
+
+
+def input_grad(dxp: Array, w: Array, fa: int = BATCH_FIRST) -> Array:
+    """``dxp @ w`` (``w`` as stored, ``(G, I)``), batch first ``(*batch, I)`` in either layout of
+    ``dxp`` (``(*batch, G)``, or ``(G, *batch)`` with ``fa=FEATURES_FIRST``)."""
+    if fa == FEATURES_FIRST:
+        return jnp.einsum("g...,gi->...i", dxp, w)
+    return jnp.matmul(dxp, w)
 
 
 def matmul(d: Array, w: Array, fa: int = BATCH_FIRST) -> Array:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from rnn_jax._src.bptt.common import (CellBackward, batch_last, derivative, features_first,
-                                     function, lead_sum, matmul, outer_sum)
+                                     function, input_grad, lead_sum, matmul, outer_sum)
 from rnn_jax._src.cell import (BATCH_FIRST, FEATURES_FIRST, Cell, add_linear,
                                features_first_capable, per_feature, split)
 from rnn_jax._src.params import LSTMCarry, LSTMParams
@@ -90,23 +90,25 @@ def backward(cell: Cell) -> CellBackward:
         local = (c if peephole else None, (dh, o * tc) if proj else None)
         return LSTMCarry(matmul(da, w_hh, fa), dc_prev), da, local
 
-    def recur_grads(params: LSTMParams, carry: LSTMCarry, dxp, local):
+    def recur_grads(params: LSTMParams, carry: LSTMCarry, dxp, local, fa: int = BATCH_FIRST):
         c, hm = local
         z = jnp.zeros_like
         if peephole:
-            da_i, da_f, _, da_o = jnp.split(dxp, 4, axis=-1)
-            peep = (lead_sum(da_i * carry.c), lead_sum(da_f * carry.c), lead_sum(da_o * c))
+            da_i, da_f, _, da_o = split(dxp, 4, fa)
+            peep = (lead_sum(da_i * carry.c, fa), lead_sum(da_f * carry.c, fa),
+                    lead_sum(da_o * c, fa))
         else:
             peep = (None, None, None)
-        w_hr = outer_sum(*hm) if proj else None
-        return LSTMParams(z(params.w_ih), outer_sum(dxp, carry.h), z(params.b_ih), z(params.b_hh),
-                          *peep, w_hr)
+        w_hr = outer_sum(*hm, fa) if proj else None
+        return LSTMParams(z(params.w_ih), outer_sum(dxp, carry.h, fa), z(params.b_ih),
+                          z(params.b_hh), *peep, w_hr)
 
-    def project_grads(params: LSTMParams, x, dxp):
+    def project_grads(params: LSTMParams, x, dxp, fa: int = BATCH_FIRST):
         z = lambda p: None if p is None else jnp.zeros_like(p)  # noqa: E731
-        db = lead_sum(dxp)
-        return LSTMParams(outer_sum(dxp, x), z(params.w_hh), db, db, z(params.w_ci),
-                          z(params.w_cf), z(params.w_co), z(params.w_hr)), matmul(dxp, params.w_ih)
+        db = lead_sum(dxp, fa)
+        return LSTMParams(outer_sum(dxp, x, fa), z(params.w_hh), db, db, z(params.w_ci),
+                          z(params.w_cf), z(params.w_co), z(params.w_hr)), \
+            input_grad(dxp, params.w_ih, fa)
 
     return CellBackward(step, recur_grads, project_grads, preact, saves_fused=True,
                         transposed=transposed)

@@ -41,6 +41,7 @@ def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unrol
     kw = {"fa": fa} if ff else {}
     # Features first, a cell with a fused step runs it as ``finish(preact(x))`` and saves the
     # ``a`` in between: computed once (XLA did not share the stacked weights of two calls).
+    # A ``bwd.finish`` (the GRU's) likewise runs the step from the saved ``bwd.preact``.
     fused = fused_step(cell) if ff and bwd is not None and bwd.saves_fused else None
     # The step's loop invariants (batch first), passed to ``bwd.preact`` too so that its
     # matmul is the step's own and XLA computes it once.
@@ -50,16 +51,21 @@ def forward_with_carries(cell: Cell, params, xs, carry, valid, *, reverse, unrol
     def save(step):
         def wrapped(c, inp):
             x, v, r = inp
-            if fused is not None:
-                a = fused.preact(params, reset_to_zeros(c, r, fa), x, fa)
-                new_carry, y = masked_step(cell, params, c, a, v, r, fa, recur=fused.finish)
-                return new_carry, (y, c, a)
-            new_carry, y = step(c, inp)
             if bwd is None:
+                new_carry, y = step(c, inp)
                 return new_carry, (y, c, None)
-            xp = x if hoist else cell.project(params, x, **kw)
-            return new_carry, (y, c, bwd.preact(params, reset_to_zeros(c, r, fa), xp, **kw,
-                                                **pre_kw))
+            c_in = reset_to_zeros(c, r, fa)
+            if fused is not None:
+                a, finish = fused.preact(params, c_in, x, fa), fused.finish
+            else:
+                xp = x if hoist else cell.project(params, x, **kw)
+                a = bwd.preact(params, c_in, xp, **kw, **pre_kw)
+                finish = bwd.finish if ff else None
+            if finish is None:
+                new_carry, y = step(c, inp)
+            else:  # the step from the saved ``a``
+                new_carry, y = masked_step(cell, params, c, a, v, r, fa, recur=finish)
+            return new_carry, (y, c, a)
 
         return wrapped
 
@@ -81,7 +87,7 @@ def saved_layout(cell: Cell, xs, hoist: bool, bwd: Optional[CellBackward]) -> in
 
 class ManualBPTT(NamedTuple):
     """Hand-written backpropagation through time behind a ``jax.custom_vjp``; the default for
-    rnn_jax's Elman, Jordan and LSTM cells.
+    rnn_jax's Elman, Jordan and LSTM cells, and for GRUs but for mid-sized CPU batches.
 
     The forward pass stores the carry entering each step (``(T, *batch, carry)``) and the gate
     pre-activations (``T·B·G`` numbers, ``G = 4H`` for an LSTM); the backward pass is one
@@ -107,7 +113,11 @@ class ManualBPTT(NamedTuple):
       accumulate: sum the parameter gradients inside the backward scan (small matmuls per
         step; memory: the carries only) instead of emitting ``δxp_t`` and contracting over
         all steps at once after the scan (one large matmul; memory: carries plus a
-        ``(T, *batch, G)`` buffer).
+        ``(T, *batch, G)`` buffer). Where the cell is scanned features first (large LSTM and
+        GRU batches) the backward scan then runs features first too; on a CPU that is the
+        default for GRUs of at least 32 sequences and 256 features
+        (:func:`rnn_jax._src.tuning.gru_features_first`), where XLA runs those per-step
+        products faster than the contractions after the scan.
       recompute: store only the carries and recompute the gate pre-activations in the
         backward pass (one more matmul per step). ``ManualBPTT(recompute=True,
         accumulate=True)`` keeps the backward pass's memory at the carries alone, as

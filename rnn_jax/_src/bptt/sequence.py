@@ -33,7 +33,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from rnn_jax._src.bptt.common import CellBackward
+from rnn_jax._src.bptt.common import CellBackward, batch_last
 from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell
 from rnn_jax._src.scan import _per_sequence, reset_to_zeros
 
@@ -80,20 +80,22 @@ def sequence_backward(
       pres: ``bwd.preact`` of every step, ``(T, *batch, …)``, saved by the forward pass; None
         to recompute them in each backward step (one more matmul with the carry per step).
       fa: ``FEATURES_FIRST`` when ``carries`` are ``(T, F, *batch)``, as the features-first
-        forward pass saves them. With ``pres`` and a step that supports it (the LSTM's) the
-        backward scan then runs features first too, and each step's ``δxp`` (``(G, *batch)``)
-        overwrites that step's pre-activations in the ``pres`` buffer, which needs no other
-        ``(T, G, *batch)`` buffer (``dxps`` is read back from it).
+        forward pass saves them. With ``pres`` and a step that supports it (the LSTM's and
+        GRU's) the backward scan then runs features first too. With ``accumulate`` each step
+        adds its features-first parameter gradients (``recur_grads``/``project_grads`` with
+        ``fa``); without, where ``δxp`` has the shape of the saved pre-activations (the
+        LSTM's), each step's ``δxp`` (``(G, *batch)``) overwrites that step's pre-activations
+        in the ``pres`` buffer, which needs no other ``(T, G, *batch)`` buffer (``dxps`` is read
+        back from it).
     """
     T = xs.shape[0]
     ff = fa == FEATURES_FIRST
-    if ff and (accumulate or hoist or pres is None
-               or not getattr(bwd.step, "features_first", False)):
+    if ff and (hoist or pres is None or not getattr(bwd.step, "features_first", False)):
         # Only the saved-pre-activation path runs features first: the others batch-first.
         carries = jax.tree.map(lambda a: jnp.moveaxis(a, 1, -1), carries)
         ff, fa = False, BATCH_FIRST
     in_place = False  # δxp written over the saved pre-activations: same shape and dtype
-    if ff:
+    if ff and not accumulate:
         g, dtype = _xp_size(cell, params, xs)
         in_place = jnp.shape(pres) == (T, g, *xs.shape[1:-1]) and jnp.result_type(pres) == dtype
     if not ff:
@@ -131,20 +133,24 @@ def sequence_backward(
             return (dc_prev, jax.lax.dynamic_update_index_in_dim(acc, dxp, t, 0)), (None, local)
         if not accumulate:
             return dc_prev, (dxp, local)
-        d_proj, dx = bwd.project_grads(params, x, dxp)
+        d_proj, dx = bwd.project_grads(params, x, dxp, **grads_kw)
         acc = jax.tree.map(lambda a, b, c: a + b + c, acc, d_proj,
-                           bwd.recur_grads(params, carry, dxp, local))
+                           bwd.recur_grads(params, carry, dxp, local, **grads_kw))
         return (dc_prev, acc), dx
 
     s = (T - 1 - jnp.arange(T)) if reverse else jnp.arange(T)  # scan step of time t
-    inputs = (carries, None if ff else xs, xps, dys, valid,
+    # The accumulating features-first scan reads x_t features first, as the forward did (the
+    # same transpose of ``xs``, which XLA computes once).
+    grads_kw = {"fa": fa} if ff else {}
+    x_in = (jnp.moveaxis(xs, -1, 1) if accumulate else None) if ff else xs
+    inputs = (carries, x_in, xps, dys, valid,
               s if truncate is not None else None, resets,
               None if in_place else pres, jnp.arange(T) if in_place else None)
     if accumulate:
         zeros = jax.tree.map(jnp.zeros_like, params)
-        (dcarry0, dparams), dxs = jax.lax.scan(body, (dcarry, zeros), inputs,
-                                               reverse=not reverse, unroll=unroll)
-        return dparams, dcarry0, dxs
+        (dcarry0, dparams), dxs = jax.lax.scan(body, (jax.tree.map(to_ff, dcarry), zeros),
+                                               inputs, reverse=not reverse, unroll=unroll)
+        return dparams, (jax.tree.map(batch_last, dcarry0) if ff else dcarry0), dxs
     init = jax.tree.map(to_ff, dcarry)
     if in_place:
         (dcarry0, dxps), (_, local) = jax.lax.scan(body, (init, pres), inputs,
