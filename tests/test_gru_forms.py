@@ -2,7 +2,8 @@
 
 Their timings are quoted in benchmarks/README.md ("CPU, session 8"); here each form's outputs
 and gradients (weights, biases and inputs; two of the forms have a hand-written backward) are
-compared with ``rnn_jax.run`` and ``jax.grad`` in float64.
+compared with ``rnn_jax.run`` and ``jax.grad`` in float64, as are the weight-gradient layouts
+of benchmarks/weight_grad_layouts.py (session 9).
 """
 
 from __future__ import annotations
@@ -54,3 +55,21 @@ def test_form_matches_rnn_jax(form):
 def test_unknown_form_is_refused():
     with pytest.raises(ValueError, match="form must be one of"):
         forms.apply_fn("transposed")
+
+
+
+def test_weight_gradient_layouts_agree():
+    """benchmarks/weight_grad_layouts.py: every layout's summed weight gradient is the same
+    ``Σ_t δa_tᵀ h_t`` (float64, against numpy)."""
+    path = PATH.parent / "weight_grad_layouts.py"
+    spec_wg = importlib.util.spec_from_file_location("weight_grad_layouts", path)
+    wg = importlib.util.module_from_spec(spec_wg)
+    spec_wg.loader.exec_module(wg)
+    T, B, G, H = 4, 3, 6, 2
+    ops = wg.operands(T, B, G, H, jnp.float64)
+    da, h = (np.asarray(a) for a in ops["bf"])
+    want = np.einsum("tbg,tbh->gh", da, h)
+    for name, (f, layout) in wg.forms(G, H).items():
+        got = f(*ops[layout])
+        assert got.dtype == jnp.float64
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=name)

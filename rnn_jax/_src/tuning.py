@@ -38,9 +38,10 @@ The backend is :func:`jax.default_backend` when a run is traced (``"cpu"``, ``"g
 scanned features first (``rnn_jax._src.scan``), and differentiated by default by
 ``ManualBPTT(accumulate=True)``, whose backward scan then runs features first too and adds
 each step's ``δa hᵀ`` and ``δa xᵀ`` into the weight gradients (products that contract the
-batch axis of two features-first operands, which XLA CPU ran at 159 GFLOP/s against 136 for
-autodiff's per-step products at B=256, H=512; ``ManualBPTT()``'s contractions after the scan
-were slower here).
+batch axis of two features-first operands, which XLA CPU ran at 174 GFLOP/s against 150 for
+autodiff's per-step products of batch-first operands at B=256, H=512,
+``benchmarks/weight_grad_layouts.py``; ``ManualBPTT()``'s contractions after the scan, which
+need the saved buffers transposed, gained less in the layer).
 
 * CPU, same process, forward+backward against the previous default (batch-first autodiff):
   B=32, T=100, I=H=256 58.5 against 79.2 ms (flax 100); B=64, T=100, I=H=256 120 against 137
