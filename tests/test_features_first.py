@@ -239,6 +239,36 @@ def _shapes_carried_by_scans(jaxpr):
     return out
 
 
+def _masked_problem(cell, batch, seed, perturb=False):
+    """``(params, xs, lengths, resets, carry)`` for a ``batch`` of sequences in float64; with
+    ``perturb`` the params get noise (nonzero biases and peepholes)."""
+    k = jax.random.split(jax.random.key(seed), 6)
+    params = cell.init(k[0])
+    if perturb:
+        params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(k[5], p.shape, F64), params)
+    xs = jax.random.normal(k[1], (*batch, T, I), F64)
+    lengths = jax.random.randint(k[2], batch, 0, T + 1)
+    resets = jax.random.bernoulli(k[3], 0.2, (*batch, T))
+    carry = jax.tree.map(lambda c: jax.random.normal(k[4], c.shape, F64),
+                         cell.initial_carry(batch, F64))
+    return params, xs, lengths, resets, carry
+
+
+def _grads_and_scans(cell, problem, method, reverse):
+    """Gradients (params, inputs, initial carry) of a loss of a padded, reset run with
+    ``grad=method``, and the shapes every scan of that computation carries."""
+    params, xs, lengths, resets, carry = problem
+
+    def loss(p, x, c):
+        final, ys = rnn_jax.run(cell, p, x, c, lengths=lengths, resets=resets, grad=method,
+                                reverse=reverse)
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(f ** 2) for f in jax.tree.leaves(final))
+
+    f = jax.grad(loss, argnums=(0, 1, 2))
+    return f(params, xs, carry), _shapes_carried_by_scans(
+        jax.make_jaxpr(f)(params, xs, carry).jaxpr)
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_features_first_manual_backward_matches_batch_first(reverse):
     """From ``FEATURES_FIRST_FROM["lstm"]`` sequences ``ManualBPTT`` runs its backward scan
@@ -248,22 +278,10 @@ def test_features_first_manual_backward_matches_batch_first(reverse):
     cell = rnn_jax.lstm(I, H, peephole=True, proj_size=3, dtype=F64)
     B = scan_mod.FEATURES_FIRST_FROM["lstm"]
     batch = (2, B // 2)
-    k = jax.random.split(jax.random.key(3), 5)
-    params = cell.init(k[0])
-    xs = jax.random.normal(k[1], (*batch, T, I), F64)
-    lengths = jax.random.randint(k[2], batch, 0, T + 1)
-    resets = jax.random.bernoulli(k[3], 0.2, (*batch, T))
-    carry = jax.tree.map(lambda c: jax.random.normal(k[4], c.shape, F64),
-                         cell.initial_carry(batch, F64))
+    problem = _masked_problem(cell, batch, seed=3)
 
     def grads(method):
-        def loss(p, x, c):
-            final, ys = rnn_jax.run(cell, p, x, c, lengths=lengths, resets=resets, grad=method,
-                                    reverse=reverse)
-            return jnp.sum(jnp.sin(ys)) + jnp.sum(final.c ** 2)
-        f = jax.grad(loss, argnums=(0, 1, 2))
-        return f(params, xs, carry), _shapes_carried_by_scans(
-            jax.make_jaxpr(f)(params, xs, carry).jaxpr)
+        return _grads_and_scans(cell, problem, method, reverse)
 
     methods = [rnn_jax.ManualBPTT(), rnn_jax.ManualBPTT(truncate=2, clip=0.5)]
     ff = [grads(m) for m in methods]
@@ -297,23 +315,11 @@ def test_features_first_accumulating_backward_matches_batch_first(name, reverse)
 
     cell = FF_CELLS[name]
     batch = (2, 4)
-    k = jax.random.split(jax.random.key(11), 6)
-    params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(k[5], p.shape, F64),
-                          cell.init(k[0]))  # nonzero biases and peepholes
-    xs = jax.random.normal(k[1], (*batch, T, I), F64)
-    lengths = jax.random.randint(k[2], batch, 0, T + 1)
-    resets = jax.random.bernoulli(k[3], 0.2, (*batch, T))
-    carry = jax.tree.map(lambda c: jax.random.normal(k[4], c.shape, F64),
-                         cell.initial_carry(batch, F64))
+    problem = _masked_problem(cell, batch, seed=11, perturb=True)  # nonzero biases, peepholes
+    params = problem[0]
 
     def grads(method):
-        def loss(p, x, c):
-            final, ys = rnn_jax.run(cell, p, x, c, lengths=lengths, resets=resets, grad=method,
-                                    reverse=reverse)
-            return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(f ** 2) for f in jax.tree.leaves(final))
-        f = jax.grad(loss, argnums=(0, 1, 2))
-        return f(params, xs, carry), _shapes_carried_by_scans(
-            jax.make_jaxpr(f)(params, xs, carry).jaxpr)
+        return _grads_and_scans(cell, problem, method, reverse)
 
     methods = [rnn_jax.ManualBPTT(accumulate=True),
                rnn_jax.ManualBPTT(accumulate=True, truncate=2, clip=0.5)]

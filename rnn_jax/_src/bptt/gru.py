@@ -80,12 +80,10 @@ def backward(cell: Cell) -> CellBackward:
     @features_first_capable
     def step(params: GRUParams, h, xp, dcarry, dy, pre=None, fa: int = BATCH_FIRST, wt=None):
         a = preact(params, h, xp, fa=fa) if pre is None else pre
-        if fa == BATCH_FIRST:
-            wt = None
-        elif wt is None:
-            wt = transposed(params)
-        w_hh = (params.w_hh,) if after else (params.w_hh[:2 * H], params.w_hh[2 * H:])
-        w = w_hh if wt is None else wt
+        if fa == FEATURES_FIRST:
+            w = transposed(params) if wt is None else wt
+        else:
+            w = (params.w_hh,) if after else (params.w_hh[:2 * H], params.w_hh[2 * H:])
         dh_new = dcarry + dy
         if after:
             r, z, n, u = split(a, 4, fa)   # H features each

@@ -139,10 +139,13 @@ def sequence_backward(
         return (dc_prev, acc), dx
 
     s = (T - 1 - jnp.arange(T)) if reverse else jnp.arange(T)  # scan step of time t
-    # The accumulating features-first scan reads x_t features first, as the forward did (the
-    # same transpose of ``xs``, which XLA computes once).
     grads_kw = {"fa": fa} if ff else {}
-    x_in = (jnp.moveaxis(xs, -1, 1) if accumulate else None) if ff else xs
+    if not ff:
+        x_in = xs
+    elif accumulate:  # x_t features first, the forward's transpose of ``xs`` (computed once)
+        x_in = jnp.moveaxis(xs, -1, 1)
+    else:  # the contractions after the scan read ``xs`` itself
+        x_in = None
     inputs = (carries, x_in, xps, dys, valid,
               s if truncate is not None else None, resets,
               None if in_place else pres, jnp.arange(T) if in_place else None)
