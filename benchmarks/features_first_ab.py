@@ -2,10 +2,9 @@
 
 For one cell and shape, times the forward pass, autodiff's forward+backward and the default
 gradient's forward+backward with the runner forced batch-first and forced features-first
-(``rnn_jax._src.scan.FEATURES_FIRST_FROM``; for the GRU ``tuning.GRU_FEATURES_FIRST``, which
-also switches its default gradient from autodiff to ``ManualBPTT(accumulate=True)``), and
-checks that both give the same numbers. This is the measurement behind those two tables
-(benchmarks/README.md).
+(``rnn_jax._src.tuning.FEATURES_FIRST_FROM``; on a CPU this also switches the GRU's default
+gradient from autodiff to ``ManualBPTT(accumulate=True)``), and checks that both give the
+same numbers. This is the measurement behind that table (benchmarks/README.md).
 
     python benchmarks/features_first_ab.py --cell lstm --shape 64x500x128x128 --reps 9
     python benchmarks/features_first_ab.py --cell gru --shape 64x100x256x256 --reps 9
@@ -21,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 import rnn_jax
-from rnn_jax._src import scan, tuning
+from rnn_jax._src import tuning
 
 
 def main() -> None:
@@ -39,11 +38,11 @@ def main() -> None:
         return jnp.sum(rnn_jax.run(cell, p, x, grad=grad)[1])
 
     fns, outs = {}, {}
-    saved, saved_gru = dict(scan.FEATURES_FIRST_FROM), dict(tuning.GRU_FEATURES_FIRST)
+    rules = tuning.FEATURES_FIRST_FROM[tuning.backend()]
+    saved = dict(rules)
     try:
         for layout, threshold in (("batch-first", 2**62), ("features-first", 1)):
-            scan.FEATURES_FIRST_FROM[cell.name] = threshold  # read when a function is traced
-            tuning.GRU_FEATURES_FIRST[tuning.backend()] = (threshold, 0)
+            rules[cell.name] = (threshold, 0)  # read when a function is traced
             for name, fn in (("fwd", lambda p, x: rnn_jax.run(cell, p, x)[1]),
                              ("autodiff fwd+bwd",
                               jax.value_and_grad(lambda p, x: loss(p, x, rnn_jax.Autodiff()))),
@@ -52,9 +51,8 @@ def main() -> None:
                 outs[name, layout] = jax.block_until_ready(compiled(params, xs))
                 fns[name, layout] = compiled
     finally:
-        scan.FEATURES_FIRST_FROM.clear()
-        scan.FEATURES_FIRST_FROM.update(saved)
-        tuning.GRU_FEATURES_FIRST.update(saved_gru)
+        rules.clear()
+        rules.update(saved)
     times = {key: [] for key in fns}
     for _ in range(args.reps):
         for key, fn in fns.items():

@@ -82,7 +82,7 @@ def loop_cost(out: str, tag: str, reps: int) -> None:
 def rnn_variants(cell_name: str, shape: tuple[int, ...], pass_: str, quick: bool) -> list[Any]:
     """Prepared variants (the harness's type) for one group."""
     import rnn_jax
-    from rnn_jax._src import scan
+    from rnn_jax._src import tuning
     from rnn_jax._src.bench import floor, peers_torch
     from rnn_jax._src.bench.jaxprep import prepare_jax
     from rnn_jax._src.bench.ours import _WEIGHTS, make_cell
@@ -98,14 +98,15 @@ def rnn_variants(cell_name: str, shape: tuple[int, ...], pass_: str, quick: bool
         def apply(p: Any, x: Any) -> Any:
             return rnn_jax.run(cell, p, x, grad=grad, unroll=unroll)[1]
 
-        saved = dict(scan.FEATURES_FIRST_FROM)
+        rules = tuning.FEATURES_FIRST_FROM[tuning.backend()]
+        saved = dict(rules)
         if batch_first:
-            scan.FEATURES_FIRST_FROM[cell.name] = 2**62  # read when the function is traced
+            rules[cell.name] = (2**62, 0)  # read when the function is traced
         try:
             return prepare_jax(impl, problem, pass_, apply, params, grads_to_ours)
         finally:
-            scan.FEATURES_FIRST_FROM.clear()
-            scan.FEATURES_FIRST_FROM.update(saved)
+            rules.clear()
+            rules.update(saved)
 
     unrolls = (1, 8) if quick else (1, 4, 16)
     out = [variant("rnn_jax")] + [variant(f"rnn_jax:unroll{u}", unroll=u) for u in unrolls[1:]]
@@ -113,7 +114,7 @@ def rnn_variants(cell_name: str, shape: tuple[int, ...], pass_: str, quick: bool
         for name, method in (("autodiff", rnn_jax.Autodiff()), ("manual", rnn_jax.ManualBPTT())):
             for u in unrolls if not quick else (1,):
                 out.append(variant(f"rnn_jax:{name}:unroll{u}", grad=method, unroll=u))
-    if not quick and cell_name == "lstm" and shape[0] >= scan.FEATURES_FIRST_FROM["lstm"]:
+    if not quick and tuning.features_first(cell_name, shape[0], shape[3]):
         out.append(variant("rnn_jax:batch_first", batch_first=True))
     out += peers_torch.prepare(problem, pass_)
     out += [p for p in floor.prepare(problem, pass_) if p.impl == "floor:scan"]

@@ -4,7 +4,7 @@ The backward pass of an RNN layer adds ``dW += δa_tᵀ h_t`` (``(G, B)ᵀ·(B, 
 or contracts all steps at once after the scan. Which layout the operands have decides which
 routine XLA CPU hands the product to; this measures each over ``T`` steps, interleaved, after
 checking that all give the same sum. The measurement behind
-``rnn_jax._src.tuning.GRU_FEATURES_FIRST`` (benchmarks/README.md, "CPU, session 9"):
+the GRU's rule in ``rnn_jax._src.tuning.FEATURES_FIRST_FROM`` (benchmarks/README.md, "CPU, session 9"):
 
 * ``batch_first``: ``δa (B, G)`` and ``h (B, H)``, per step, contracting the batch axis (what
   autodiff through a batch-first scan adds, and ``ManualBPTT(accumulate=True)`` batch first);

@@ -18,10 +18,13 @@ from hypothesis import strategies as st
 
 import rnn_jax
 from rnn_jax._src import scan as scan_mod
+from rnn_jax._src import tuning
 
 F64 = jnp.float64
 I, H, T = 3, 4, 6
 BATCH = (2, 3)
+RULES = tuning.FEATURES_FIRST_FROM[tuning.backend()]  # this backend's layout rules
+LSTM_FROM = RULES["lstm"][0]  # batch size from which an LSTM runs features first
 
 CELLS = {
     "elman_relu": rnn_jax.elman(I, H, activation="relu", dtype=F64),
@@ -69,10 +72,10 @@ def test_features_first_scan_equals_batch_first(name, seed, reverse, masks):
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_large_batches_run_features_first_and_agree_with_every_method(reverse):
-    """From ``FEATURES_FIRST_FROM["lstm"]`` sequences ``run`` scans an LSTM features first
+    """From ``tuning.FEATURES_FIRST_FROM`` sequences ``run`` scans an LSTM features first
     (outputs equal to the batch-first scan), and its gradients agree with batch-first autodiff."""
     cell = rnn_jax.lstm(I, H, peephole=True, dtype=F64)
-    B = scan_mod.FEATURES_FIRST_FROM["lstm"]
+    B = LSTM_FROM
     params = cell.init(jax.random.key(0))
     xs = jax.random.normal(jax.random.key(1), (B, T, I), F64)
     lengths = jax.random.randint(jax.random.key(2), (B,), 0, T + 1)
@@ -119,7 +122,7 @@ def test_small_batches_other_cells_and_replaced_steps_stay_batch_first():
     assert scan_mod.can_scan_features_first(cell) and scan_mod.can_scan_features_first(gru)
     assert not scan_mod.can_scan_features_first(mine)
     params = cell.init(jax.random.key(0))
-    B = scan_mod.FEATURES_FIRST_FROM["lstm"]
+    B = LSTM_FROM
     xs = jax.random.normal(jax.random.key(1), (B, T, I), F64)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(scan_mod, "_scan_features_first", None)  # calling it would raise
@@ -271,12 +274,12 @@ def _grads_and_scans(cell, problem, method, reverse):
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_features_first_manual_backward_matches_batch_first(reverse):
-    """From ``FEATURES_FIRST_FROM["lstm"]`` sequences ``ManualBPTT`` runs its backward scan
+    """From ``tuning.FEATURES_FIRST_FROM`` sequences ``ManualBPTT`` runs its backward scan
     features first and writes each step's ``δa`` over that step's saved pre-activations (the
     scan carries the ``(T, 4H, batch)`` buffer); its gradients, with peepholes, a projection,
     padding, resets, truncation, clipping and a 2-D batch, equal the batch-first backward's."""
     cell = rnn_jax.lstm(I, H, peephole=True, proj_size=3, dtype=F64)
-    B = scan_mod.FEATURES_FIRST_FROM["lstm"]
+    B = LSTM_FROM
     batch = (2, B // 2)
     problem = _masked_problem(cell, batch, seed=3)
 
@@ -288,7 +291,7 @@ def test_features_first_manual_backward_matches_batch_first(reverse):
     buffer = (T, 4 * H, *batch)
     assert all(any(buffer in shapes for shapes in carried) for _, carried in ff)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(scan_mod.FEATURES_FIRST_FROM, "lstm", 10**9)
+        mp.setitem(RULES, "lstm", (10**9, 0))
         bf = [grads(m) for m in methods]
     assert not any(buffer in shapes for _, carried in bf for shapes in carried)
     for (got, _), (want, _) in zip(ff, bf):
@@ -311,8 +314,6 @@ def test_features_first_accumulating_backward_matches_batch_first(name, reverse)
     ``(H, *batch)`` next to the parameter sums), and the GRU's ``ManualBPTT()`` runs its backward
     features first too; with padding, resets, truncation, clipping, an initial carry and a 2-D
     batch, their gradients (params, inputs, carry) equal the batch-first ones."""
-    from rnn_jax._src import tuning
-
     cell = FF_CELLS[name]
     batch = (2, 4)
     problem = _masked_problem(cell, batch, seed=11, perturb=True)  # nonzero biases, peepholes
@@ -331,12 +332,12 @@ def test_features_first_accumulating_backward_matches_batch_first(name, reverse)
         return any(w_hh in shapes and dcarry_ff in shapes for shapes in carried)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(scan_mod.FEATURES_FIRST_FROM, "lstm", 1)
-        mp.setitem(tuning.GRU_FEATURES_FIRST, "cpu", (1, 1))
+        mp.setitem(RULES, "lstm", (1, 0))
+        mp.setitem(RULES, "gru", (1, 0))
         ff = [grads(m) for m in methods]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(scan_mod.FEATURES_FIRST_FROM, "lstm", 10**9)
-        mp.setitem(tuning.GRU_FEATURES_FIRST, "cpu", (10**9, 10**9))
+        mp.setitem(RULES, "lstm", (10**9, 0))
+        mp.setitem(RULES, "gru", (10**9, 0))
         bf = [grads(m) for m in methods]
     assert all(accumulates_features_first(carried) for _, carried in ff[:2])
     assert not any(accumulates_features_first(carried) for _, carried in bf)
@@ -346,13 +347,12 @@ def test_features_first_accumulating_backward_matches_batch_first(name, reverse)
 
 
 def test_gru_features_first_rule_picks_layout_and_default_gradient():
-    """On a CPU a GRU of at least ``GRU_FEATURES_FIRST`` sequences and features is scanned
+    """On a CPU a GRU of at least ``FEATURES_FIRST_FROM["cpu"]["gru"]`` sequences and features is scanned
     features first and differentiated by ``ManualBPTT(accumulate=True)``; smaller GRUs, 16-bit
     dtypes (accurate sums after the scan) and GPUs keep their previous defaults."""
-    from rnn_jax._src import tuning
     from rnn_jax._src.runner import default_method
 
-    B, Hf = tuning.GRU_FEATURES_FIRST["cpu"]
+    B, Hf = tuning.FEATURES_FIRST_FROM["cpu"]["gru"]
     big, narrow = rnn_jax.gru(I, Hf), rnn_jax.gru(I, Hf // 2)
     f32 = jnp.float32
     assert default_method(big, B, on="cpu", dtype=f32) == rnn_jax.ManualBPTT(accumulate=True)

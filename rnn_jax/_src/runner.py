@@ -61,7 +61,7 @@ def default_method(cell: Cell, batch_size: int = 1, on: Optional[str] = None,
     from 17 sequences on a CPU; :class:`rnn_jax.Autodiff` there and for cells written outside
     rnn_jax. On a CPU the GRU's ``ManualBPTT`` hoists the input projection at batch sizes
     below ``tuning.MANUAL_HOIST_BELOW``, and GRUs of at least 32 sequences and 256 features
-    (``tuning.gru_features_first``) are scanned features first and get
+    (``tuning.FEATURES_FIRST_FROM``) are scanned features first and get
     ``ManualBPTT(accumulate=True)`` (B=64, T=100, I=H=256: 120 against 137 ms with autodiff). ``batch_size`` is the number of sequences (1
     unbatched); ``on`` the backend (default: JAX's); the measurements are in
     :mod:`rnn_jax._src.tuning`.
@@ -86,11 +86,11 @@ def default_method(cell: Cell, batch_size: int = 1, on: Optional[str] = None,
     from rnn_jax._src.bptt.manual import ManualBPTT
     from rnn_jax._src.bptt.registry import has_backward, manual_is_default
 
-    from rnn_jax._src.tuning import gru_features_first, manual_hoist
+    from rnn_jax._src.tuning import accumulate_default, manual_hoist
 
     low = dtype is not None and jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
-    if (not low and cell.name == "gru" and has_backward(cell)
-            and gru_features_first(batch_size, cell.hidden_size, on)):
+    if (not low and has_backward(cell)
+            and accumulate_default(cell.name, batch_size, cell.hidden_size, on)):
         return ManualBPTT(accumulate=True)
     manual = has_backward(cell) if low else manual_is_default(cell, batch_size, on)
     if not manual:

@@ -9,16 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src.cell import BATCH_FIRST, FEATURES_FIRST, Cell, bound_recur, fused_recur
-from rnn_jax._src.tuning import gru_features_first
-
-# By default, the cells scanned features first, from this many sequences on (see scan_steps;
-# measured on CPU, benchmarks/README.md). The LSTM's forward is faster from B=32 (B=32, T=100,
-# I=128, H=256: 23.8 against 28.1 ms; B=256, T=50, I=H=512: 372 against 474 ms) and autodiff
-# through it no slower, but at B=16 autodiff is slower (57 against 43 ms). The GRU's forward
-# gains too, but autodiff through it lost 9-14% at B=64, T=500, I=H=128, where autodiff stays
-# its default gradient: the GRU has its own rule, batch and hidden size per backend
-# (:func:`rnn_jax._src.tuning.gru_features_first`). The Elman cell's gains nothing.
-FEATURES_FIRST_FROM: dict[str, int] = {"lstm": 32}
+from rnn_jax._src import tuning
 
 # The features-first scan runs a cell's fused step (one matmul over ``[x; h]``, see
 # rnn_jax._src.cell.Fused) while ``h`` has at most this many features. LSTM on CPU, same
@@ -130,14 +121,10 @@ def scan_steps(
 
 def features_first_by_default(cell: Cell, xs: jax.Array, hoist: bool = False) -> bool:
     """The default of ``scan_steps(features_first=None)`` for time-major ``xs``: the cell
-    supports it, ``hoist`` is off and the batch has ``FEATURES_FIRST_FROM[cell.name]``
-    sequences or more (a GRU: :func:`rnn_jax._src.tuning.gru_features_first`)."""
-    if hoist or not can_scan_features_first(cell):
-        return False
-    batch = math.prod(xs.shape[1:-1])
-    if cell.name == "gru":
-        return gru_features_first(batch, cell.hidden_size)
-    return batch >= FEATURES_FIRST_FROM.get(cell.name, math.inf)
+    supports it, ``hoist`` is off and the batch is one that runs features first on this backend
+    (:func:`rnn_jax._src.tuning.features_first`, measured there)."""
+    return (not hoist and can_scan_features_first(cell)
+            and tuning.features_first(cell.name, math.prod(xs.shape[1:-1]), cell.hidden_size))
 
 
 def can_scan_features_first(cell: Cell) -> bool:
@@ -152,7 +139,7 @@ def _scan_features_first(cell, params, xs, carry, valid, reverse, unroll, resets
     the carry ``(H, *batch)``. The step's matmuls are then ``W h`` with ``h`` contiguous along
     the contraction, and its gates contiguous row blocks of ``W h``: LSTM forward at B=64,
     T=500, I=H=128 on CPU 133 ms against 163 ms batch-first (same process); no faster at B=16
-    and slower under autodiff there, hence :data:`FEATURES_FIRST_FROM`.
+    and slower under autodiff there, hence ``tuning.FEATURES_FIRST_FROM``.
 
     A cell with a fused step (:func:`fused_step`: the LSTM's, up to :data:`FUSED_UP_TO`) runs
     that instead of ``recur(project(x))``. The final carry comes back batch-first, as do the

@@ -34,23 +34,33 @@ The backend is :func:`jax.default_backend` when a run is traced (``"cpu"``, ``"g
   T=500, I=H=128), which matters where a low-precision dtype makes ``ManualBPTT`` the default
   there. Forward alone hoisted was 1.4-1.9x slower, hence never in the plain forward.
 
-``GRU_FEATURES_FIRST``: per backend, the batch size and hidden size from which a GRU is
-scanned features first (``rnn_jax._src.scan``), and differentiated by default by
-``ManualBPTT(accumulate=True)``, whose backward scan then runs features first too and adds
-each step's ``δa hᵀ`` and ``δa xᵀ`` into the weight gradients (products that contract the
-batch axis of two features-first operands, which XLA CPU ran at 174 GFLOP/s against 150 for
-autodiff's per-step products of batch-first operands at B=256, H=512,
-``benchmarks/weight_grad_layouts.py``; ``ManualBPTT()``'s contractions after the scan, which
-need the saved buffers transposed, gained less in the layer).
+``FEATURES_FIRST_FROM``: per backend and cell kind, the batch size and hidden size from which
+the cell is scanned features first (``rnn_jax._src.scan``: ``(H, B)`` carries and gates); the
+Elman and Jordan cells gain nothing from it and never are.
 
-* CPU, same process, forward+backward against the previous default (batch-first autodiff):
-  B=32, T=100, I=H=256 58.5 against 79.2 ms (flax 100); B=64, T=100, I=H=256 120 against 137
-  (flax 174); B=64, T=100, I=H=512 385 against 436 (flax 472); B=256, T=50, I=H=256 225
-  against 246 (flax 246); B=256, T=50, I=H=512 697 against 767 (flax 760). Forward alone,
+* LSTM, every backend, from 32 sequences (CPU): the forward is faster from B=32 (B=32, T=100,
+  I=128, H=256: 23.8 against 28.1 ms; B=256, T=50, I=H=512: 372 against 474 ms) and autodiff
+  through it no slower, but at B=16 autodiff is slower (57 against 43 ms).
+* GRU, CPU, from 32 sequences of 256 features: there it is also differentiated by default by
+  ``ManualBPTT(accumulate=True)`` (``ACCUMULATE_FEATURES_FIRST``), whose backward scan runs
+  features first too and adds each step's ``δa hᵀ`` and ``δa xᵀ`` into the weight gradients
+  (products that contract the batch axis of two features-first operands, which XLA CPU ran at
+  174 GFLOP/s against 150 for autodiff's per-step products of batch-first operands at B=256,
+  H=512, ``benchmarks/weight_grad_layouts.py``; ``ManualBPTT()``'s contractions after the
+  scan, which need the saved buffers transposed, gained less in the layer). The GRU's forward
+  alone gains at H=128 too, but autodiff through it lost 9-14% at B=64, T=500, I=H=128, where
+  autodiff stays its default gradient. Same process, forward+backward against the previous
+  default (batch-first autodiff): B=32, T=100, I=H=256 58.5 against 79.2 ms (flax 100);
+  B=64, T=100, I=H=256 120 against 137 (flax 174); B=64, T=100, I=H=512 385 against 436
+  (flax 472); B=256, T=50, I=H=256 225 against 246 (flax 246); B=256, T=50, I=H=512 697
+  against 767 (flax 760). Forward alone,
   features first: 0.81-0.96 of the batch-first time at those shapes. At H=128 (B=64, T=500)
   it was 1.13x slower and at B=16 (T=100, I=128, H=256) 1.14x, hence the bounds; batches of
   17-31 sequences keep their per-sequence step (``cells.gru.PER_SEQUENCE_BATCHES``).
-* GPU: not measured; the GRU stays batch first there.
+* GPU: the LSTM as on the CPU (session 5); the GRU not measured, so batch first.
+
+``ACCUMULATE_FEATURES_FIRST``: per backend, the cells whose default gradient is
+``ManualBPTT(accumulate=True)`` where they are scanned features first (above).
 
 ``PERSISTENT``: backends where :class:`rnn_jax.Persistent` (the whole recurrence in one Pallas
 kernel per direction) is the default, for the cells and sizes it covers with ``W_hh`` on chip
@@ -74,7 +84,10 @@ import jax
 
 UNROLL: dict[str, int] = {"cpu": 1, "gpu": 8}
 PERSISTENT: dict[str, bool] = {"cpu": False, "gpu": True}
-GRU_FEATURES_FIRST: dict[str, tuple[float, float]] = {"cpu": (32, 256), "gpu": (math.inf, math.inf)}
+FEATURES_FIRST_FROM: dict[str, dict[str, tuple[float, float]]] = {
+    "cpu": {"lstm": (32, 0), "gru": (32, 256)}, "gpu": {"lstm": (32, 0)}}
+ACCUMULATE_FEATURES_FIRST: dict[str, frozenset[str]] = {"cpu": frozenset({"gru"}),
+                                                        "gpu": frozenset()}
 _EVERY = {"elman": math.inf, "jordan": math.inf, "lstm": math.inf, "gru": math.inf}
 MANUAL_BELOW: dict[str, dict[str, float]] = {"cpu": {**_EVERY, "gru": 17}, "gpu": _EVERY}
 MANUAL_HOIST_BELOW: dict[str, dict[str, float]] = {"cpu": {"gru": 17}, "gpu": {}}
@@ -103,11 +116,20 @@ def manual_hoist(cell_name: str, batch_size: int, on: Optional[str] = None) -> b
     return batch_size < MANUAL_HOIST_BELOW[backend(on)].get(cell_name, 0)
 
 
-def gru_features_first(batch_size: int, hidden_size: int, on: Optional[str] = None) -> bool:
-    """Whether a GRU over ``batch_size`` sequences of ``hidden_size`` features is scanned features
-    first on backend ``on`` (and differentiated by ``ManualBPTT(accumulate=True)`` by default)."""
-    min_batch, min_hidden = GRU_FEATURES_FIRST[backend(on)]
-    return batch_size >= min_batch and hidden_size >= min_hidden
+def features_first(cell_name: str, batch_size: int, hidden_size: int,
+                   on: Optional[str] = None) -> bool:
+    """Whether ``cell_name`` over ``batch_size`` sequences of ``hidden_size`` features is scanned
+    features first by default on backend ``on`` (:data:`FEATURES_FIRST_FROM`)."""
+    rule = FEATURES_FIRST_FROM[backend(on)].get(cell_name)
+    return rule is not None and batch_size >= rule[0] and hidden_size >= rule[1]
+
+
+def accumulate_default(cell_name: str, batch_size: int, hidden_size: int,
+                       on: Optional[str] = None) -> bool:
+    """Whether the default gradient of that run is ``ManualBPTT(accumulate=True)``
+    (:data:`ACCUMULATE_FEATURES_FIRST`, where :func:`features_first`)."""
+    return (cell_name in ACCUMULATE_FEATURES_FIRST[backend(on)]
+            and features_first(cell_name, batch_size, hidden_size, on))
 
 
 def persistent_default(on: Optional[str] = None) -> bool:

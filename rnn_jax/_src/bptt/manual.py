@@ -116,7 +116,7 @@ class ManualBPTT(NamedTuple):
         ``(T, *batch, G)`` buffer). Where the cell is scanned features first (large LSTM and
         GRU batches) the backward scan then runs features first too; on a CPU that is the
         default for GRUs of at least 32 sequences and 256 features
-        (:func:`rnn_jax._src.tuning.gru_features_first`), where XLA runs those per-step
+        (``rnn_jax._src.tuning.FEATURES_FIRST_FROM``), where XLA runs those per-step
         products faster than the contractions after the scan.
       recompute: store only the carries and recompute the gate pre-activations in the
         backward pass (one more matmul per step). ``ManualBPTT(recompute=True,

@@ -164,7 +164,7 @@ def sequence_backward(
     if ff:  # (T, F, *batch) -> (T, *batch, F); XLA folds these into the contractions' copies
         dxps, local, carries = jax.tree.map(lambda a: jnp.moveaxis(a, 1, -1),
                                             (dxps, local, carries))
-        dcarry0 = jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1), dcarry0)
+        dcarry0 = jax.tree.map(batch_last, dcarry0)
         carries = reset_to_zeros(carries, resets)
     d_rec = bwd.recur_grads(params, carries, dxps, local)
     d_proj, dxs = bwd.project_grads(params, xs, dxps)
