@@ -8,13 +8,15 @@ and return layers, so they nest: ``stacked([bidirectional(lstm(I, H)), lstm(2 * 
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rnn_jax._src import validate as v
-from rnn_jax._src.cell import Cell, check_size, linear
+from rnn_jax._src.cell import Cell, check_size
 from rnn_jax._src.runner import run
 
 
@@ -25,6 +27,25 @@ class Layer(NamedTuple):
     apply: Callable[..., tuple[Any, jax.Array]]
     input_size: int
     output_size: int
+
+
+def _check_bool(value: Any, argname: str) -> bool:
+    """``value`` itself if it is a bool; TypeError for truthy stand-ins such as ``"no"`` or 1."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{argname} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _is_plain_sequence(x: Any) -> bool:
+    """A tuple or list that is not a NamedTuple (a cell's params or carry, e.g. ``LSTMCarry``)."""
+    return isinstance(x, (tuple, list)) and not hasattr(x, "_fields")
+
+
+def _describe(x: Any) -> str:
+    """Short description of a params/carry argument for error messages."""
+    if _is_plain_sequence(x):
+        return f"a {type(x).__name__} of length {len(x)}"
+    return f"a {type(x).__name__}"
 
 
 def _time_axis(time_major: bool) -> int:
@@ -44,12 +65,15 @@ def _mask_outputs(ys, lengths, time_major):
 
 def layer(cell: Cell, *, reverse: bool = False, unroll: Optional[int] = None) -> Layer:
     """Wraps a cell as a layer that runs it over the whole sequence with :func:`rnn_jax.run`
-    (``unroll``: as there; None picks the backend's default)."""
+    (``unroll``: as there; None picks the backend's default; ``reverse``: read each valid
+    prefix backwards)."""
     v.check_cell(cell)
+    _check_bool(reverse, "reverse")
 
     def apply(params, xs, *, lengths=None, initial_carry=None, time_major=False, key=None,
               grad=None):
         del key  # a plain cell uses no randomness
+        _check_bool(time_major, "time_major")
         return run(cell, params, xs, initial_carry, lengths=lengths, reverse=reverse,
                    time_major=time_major, unroll=unroll, grad=grad)
 
@@ -101,6 +125,14 @@ def bidirectional(forward: Union[Cell, Layer], backward: Union[Cell, Layer, None
 
     def apply(params, xs, *, lengths=None, initial_carry=None, time_major=False, key=None,
               grad=None):
+        _check_bool(time_major, "time_major")
+        if not (_is_plain_sequence(params) and len(params) == 2):
+            raise ValueError(f"params of a bidirectional layer must be a pair (forward_params, "
+                             f"backward_params), got {_describe(params)}")
+        if initial_carry is not None and not (_is_plain_sequence(initial_carry)
+                                              and len(initial_carry) == 2):
+            raise ValueError(f"initial_carry of a bidirectional layer must be None or a pair "
+                             f"(forward_carry, backward_carry), got {_describe(initial_carry)}")
         cf, cb = (None, None) if initial_carry is None else initial_carry
         kf, kb = (None, None) if key is None else jax.random.split(key)
         carry_f, y_f = fwd.apply(params[0], xs, lengths=lengths, initial_carry=cf,
@@ -137,8 +169,12 @@ def stacked(layers: Sequence[Union[Cell, Layer]], *, dropout: float = 0.0,
     if isinstance(layers, (Cell, Layer)) or len(layers) == 0:
         raise ValueError("layers must be a non-empty sequence of cells or layers")
     ls = [as_layer(x, f"layers[{i}]") for i, x in enumerate(layers)]
-    if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, numbers.Real):
+        raise TypeError(f"dropout must be a rate in [0, 1) (a float), got {dropout!r}")
+    if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}")
+    dropout = float(dropout)
+    _check_bool(residual, "residual")
     for i in range(1, len(ls)):
         if ls[i].input_size != ls[i - 1].output_size:
             raise ValueError(f"layers[{i}] has input_size {ls[i].input_size} but layers[{i - 1}] "
@@ -152,9 +188,20 @@ def stacked(layers: Sequence[Union[Cell, Layer]], *, dropout: float = 0.0,
 
     def apply(params, xs, *, lengths=None, initial_carry=None, time_major=False, key=None,
               grad=None):
-        if len(params) != len(ls):
-            raise ValueError(f"params has {len(params)} entries for {len(ls)} layers")
-        carries0 = (None,) * len(ls) if initial_carry is None else initial_carry
+        _check_bool(time_major, "time_major")
+        n = len(ls)
+        if not _is_plain_sequence(params):
+            raise ValueError(f"params must be a tuple with one entry per layer ({n} layers), "
+                             f"got {_describe(params)}")
+        if len(params) != n:
+            raise ValueError(f"params has {len(params)} entries for {n} layers")
+        if initial_carry is not None and not _is_plain_sequence(initial_carry):
+            raise ValueError(f"initial_carry must be None or a tuple with one carry per layer "
+                             f"({n} layers), got {_describe(initial_carry)}")
+        if initial_carry is not None and len(initial_carry) != n:
+            raise ValueError(f"initial_carry must have one carry per layer (None for the "
+                             f"default): {n} layers but {len(initial_carry)} carries")
+        carries0 = (None,) * n if initial_carry is None else initial_carry
         keys = [None] * len(ls) if key is None else list(jax.random.split(key, 2 * len(ls)))
         carries, h = [], xs
         for i, (l, p) in enumerate(zip(ls, params)):
@@ -178,7 +225,8 @@ class DenseParams(NamedTuple):
 
 
 class Dense(NamedTuple):
-    """An affine readout ``y = W x + b`` applied to the last axis (``o_t = V h_t + c``)."""
+    """An affine readout ``y = W x + b`` applied to the last axis (``o_t = V h_t + c``):
+    ``apply(params, x)`` maps ``(..., input_size)`` to ``(..., output_size)``."""
 
     init: Callable[[jax.Array], DenseParams]
     apply: Callable[[DenseParams, jax.Array], jax.Array]
@@ -188,7 +236,9 @@ class Dense(NamedTuple):
 
 def dense(input_size: int, output_size: int, *, w_init=jax.nn.initializers.glorot_uniform(),
           dtype: Any = jnp.float32) -> Dense:
-    """An affine readout layer, weights ``(output_size, input_size)`` as ``torch.nn.Linear``."""
+    """An affine readout layer ``y = x Wᵀ + b``, weights ``W`` of shape
+    ``(output_size, input_size)`` and bias ``(output_size,)`` as ``torch.nn.Linear``; ``x`` may
+    have any leading dims."""
     check_size(input_size, "input_size")
     check_size(output_size, "output_size")
 
@@ -197,9 +247,11 @@ def dense(input_size: int, output_size: int, *, w_init=jax.nn.initializers.gloro
                            jnp.zeros((output_size,), dtype))
 
     def apply(params, x):
-        if x.shape[-1] != input_size:
-            raise ValueError(f"x has feature size {x.shape[-1]} (shape {x.shape}) but the dense "
-                             f"layer's input_size is {input_size}")
-        return linear(x, params.w) + params.b
+        x = jnp.asarray(x)
+        if x.ndim == 0 or x.shape[-1] != input_size:
+            raise ValueError(f"x must have shape (..., {input_size}) (the dense layer's "
+                             f"input_size), got shape {x.shape}")
+        # Contracts the last axis of x with the ``in`` axis of w directly (no transposed copy).
+        return jnp.tensordot(x, params.w, axes=((x.ndim - 1,), (1,))) + params.b
 
     return Dense(init, apply, input_size, output_size)
