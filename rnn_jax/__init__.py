@@ -1,8 +1,9 @@
 """rnn_jax: recurrent networks as pure functions in JAX.
 
 Cells (``elman``, ``irnn``, ``jordan``, ``lstm``, ``gru``) are NamedTuples of pure functions
-over plain pytree params in PyTorch's layout; :func:`run` runs any cell over padded batches with
-one ``lax.scan``; :func:`layer`, :func:`stacked` and :func:`bidirectional` build networks; the
+of one sequence's step, with their hand-written backward step, over plain pytree params in
+PyTorch's layout; :func:`run` runs any cell over padded batches with one ``lax.scan``, planned
+by :func:`plan`; :func:`layer`, :func:`stacked` and :func:`bidirectional` build networks; the
 gradient method (:class:`Autodiff`, :class:`Checkpointed`, :class:`ManualBPTT`, and on a GPU
 :class:`Persistent`, the whole recurrence in one kernel per direction) is an argument of the
 runner; :func:`bptt` is the hand-written backward pass as a function.
@@ -11,13 +12,14 @@ Submodules: :mod:`rnn_jax.diagnostics` (vanishing/exploding gradients), :mod:`rn
 """
 
 from rnn_jax._src import initializers
-from rnn_jax._src.bptt.manual import ManualBPTT, bptt
-from rnn_jax._src.cell import Cell
+from rnn_jax._src.bptt import bptt
+from rnn_jax._src.cell import Backward, Cell
 from rnn_jax._src.cells.elman import elman, irnn
 from rnn_jax._src.cells.gru import gru
 from rnn_jax._src.cells.jordan import jordan
 from rnn_jax._src.cells.lstm import lstm
-from rnn_jax._src.gradients import Autodiff, Checkpointed
+from rnn_jax._src.gradients import Autodiff, Checkpointed, GradientMethod
+from rnn_jax._src.manual import ManualBPTT
 from rnn_jax._src.layers import Dense, DenseParams, Layer, bidirectional, dense, layer, stacked
 from rnn_jax._src.losses import masked_mse, sequence_cross_entropy
 from rnn_jax._src.persistent.method import Persistent
@@ -30,13 +32,14 @@ from rnn_jax._src.params import (
     LSTMCarry,
     LSTMParams,
 )
+from rnn_jax._src.plan import Plan, plan
 from rnn_jax._src.runner import run
 from rnn_jax import diagnostics, train  # noqa: E402  (submodules: rnn_jax.diagnostics, rnn_jax.train)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Autodiff", "Cell", "Checkpointed", "Dense", "DenseParams", "ElmanParams", "GRUParams",
+    "Autodiff", "Backward", "Cell", "Checkpointed", "GradientMethod", "Plan", "plan", "Dense", "DenseParams", "ElmanParams", "GRUParams",
     "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT", "Persistent",
     "bidirectional", "bptt", "dense", "diagnostics", "elman", "gru", "initializers", "irnn",
     "jordan", "layer", "lstm", "masked_mse", "run", "sequence_cross_entropy", "stacked",

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import rnn_jax
-from rnn_jax._src.bptt.verify import CASES, call_compiled, random_like, rel_err
+from rnn_jax._src.verify import CASES, call_compiled, random_like, rel_err
 
 F64 = jnp.float64
 EXACT = [c for c in CASES if c.truncate is None and c.clip is None]
@@ -23,14 +23,9 @@ def _pairing(dys, dcarry, final, ys):
 
 @given(case=st.sampled_from(EXACT), B=st.sampled_from([1, 3]), T=st.sampled_from([1, 6]),
        I=st.sampled_from([1, 3]), H=st.sampled_from([1, 4]), reverse=st.booleans(),
-       use_lengths=st.booleans(), method=st.sampled_from([{}, {"hoist": True},
-                                                          {"accumulate": True},
-                                                          {"recompute": True},
-                                                          {"recompute": True,
-                                                           "accumulate": True}]),
-       unroll=st.sampled_from([1, 2]), seed=st.integers(0, 2**16), data=st.data())
-def test_manual_matches_autodiff(case, B, T, I, H, reverse, use_lengths, method, unroll, seed,
-                                 data):
+       use_lengths=st.booleans(), unroll=st.sampled_from([1, 2]), seed=st.integers(0, 2**16),
+       data=st.data())
+def test_manual_matches_autodiff(case, B, T, I, H, reverse, use_lengths, unroll, seed, data):
     cell = case.make(I, H, F64)
     rng = np.random.default_rng(seed)
     params = random_like(cell.init(jax.random.key(seed)), rng, 0.5)
@@ -48,7 +43,7 @@ def test_manual_matches_autodiff(case, B, T, I, H, reverse, use_lengths, method,
             return _pairing(dys, dcarry, final, ys)
 
         return [jax.grad(loss, (0, 1, 2))(params, xs, carry0, g)
-                for g in (rnn_jax.ManualBPTT(**method), rnn_jax.Autodiff())]
+                for g in (rnn_jax.ManualBPTT(), rnn_jax.Autodiff())]
 
     manual, auto = call_compiled(grads, params, xs, carry0, lengths)
     assert rel_err(manual, auto) <= 1e-10
@@ -195,20 +190,10 @@ def test_float32_tolerance(name):
 
 def test_default_gradient_is_manual_for_own_cells_only():
     """``run`` differentiates rnn_jax's LSTM and Elman with ManualBPTT, and a user's cell that merely borrows the name "lstm" with autodiff, so its gradient stays right."""
-    from rnn_jax._src.runner import default_method
-
     own = rnn_jax.lstm(3, 4)
-    assert default_method(own) == rnn_jax.ManualBPTT()
-    assert default_method(rnn_jax.elman(3, 4)) == rnn_jax.ManualBPTT()
-    assert default_method(own, batch_size=4096) == rnn_jax.ManualBPTT()
-    gru = rnn_jax.gru(3, 4)  # on a CPU, manual (hoisted) measured faster for small batches only
-    hoisted = rnn_jax.ManualBPTT(hoist=True)
-    assert default_method(gru, on="cpu") == hoisted
-    assert default_method(gru, batch_size=16, on="cpu") == hoisted
-    assert default_method(gru, batch_size=17, on="cpu") == rnn_jax.Autodiff()
-    assert default_method(gru, batch_size=4096, on="gpu") == rnn_jax.ManualBPTT()
-    assert default_method(gru, batch_size=17, on="tpu") == rnn_jax.Autodiff()  # CPU's choice
-    assert default_method(own, on="cpu") == rnn_jax.ManualBPTT()  # the LSTM's is not hoisted
+    for cell in (own, rnn_jax.elman(3, 4), rnn_jax.gru(3, 4), rnn_jax.jordan(3, 4)):
+        for on in ("cpu", "tpu"):
+            assert rnn_jax.plan(cell, on=on).grad == rnn_jax.ManualBPTT()
     scale = 0.5
 
     def recur(p, c, xp):  # an LSTM step with an extra scale: different equations, same name
@@ -216,8 +201,11 @@ def test_default_gradient_is_manual_for_own_cells_only():
         return rnn_jax.LSTMCarry(scale * new.h, new.c), scale * y
 
     mine = own._replace(recur=recur)
-    assert default_method(mine) == rnn_jax.Autodiff()
-    assert default_method(mine, on="gpu") == rnn_jax.Autodiff()
+    assert rnn_jax.plan(mine).grad == rnn_jax.Autodiff()
+    assert rnn_jax.plan(mine, on="gpu").grad == rnn_jax.Autodiff()
+    with pytest.raises(ValueError, match="no hand-written backward"):
+        rnn_jax.run(mine, own.init(jax.random.key(0)), jnp.zeros((2, 5, 3)),
+                    grad=rnn_jax.ManualBPTT())
     params = jax.tree.map(lambda a: a.astype(F64), own.init(jax.random.key(0)))
     xs = jax.random.normal(jax.random.key(1), (2, 5, 3), F64)
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rnn_jax
-from rnn_jax._src.bptt.verify import call_compiled, random_like, reference_scan, rel_err
+from rnn_jax._src.verify import call_compiled, random_like, reference_scan, rel_err
 
 F64 = jnp.float64
 MAKERS = {
@@ -40,17 +40,15 @@ def _pairing(dys, dcarry, final, ys):
 
 @given(name=st.sampled_from(sorted(MAKERS)), k=st.sampled_from([1, 2, 3, 7]),
        clip=st.sampled_from([None, 0.05, 0.5]), reverse=st.booleans(),
-       accumulate=st.booleans(), recompute=st.booleans(), seed=st.integers(0, 2**16),
+       seed=st.integers(0, 2**16),
        lengths=st.lists(st.integers(0, T), min_size=B, max_size=B))
-def test_truncated_matches_stop_gradient_forward(name, k, clip, reverse, accumulate, recompute,
-                                                 seed, lengths):
+def test_truncated_matches_stop_gradient_forward(name, k, clip, reverse, seed, lengths):
     cell, params, xs, carry0, dys, dcarry = _problem(name, seed)
     lengths = jnp.asarray(lengths)
 
     def grads(params, xs, carry0, lengths):
         def manual(p, x, c):
-            method = rnn_jax.ManualBPTT(truncate=k, clip=clip, accumulate=accumulate,
-                                        recompute=recompute)
+            method = rnn_jax.ManualBPTT(truncate=k, clip=clip)
             return _pairing(dys, dcarry, *rnn_jax.run(cell, p, x, c, lengths=lengths,
                                                       reverse=reverse, grad=method))
 

@@ -3,9 +3,7 @@
 import json
 
 from rnn_jax._src import cli
-from rnn_jax._src.bptt import registry
-from rnn_jax._src.bptt import verify as v
-from rnn_jax._src.bptt.common import CellBackward
+from rnn_jax._src import verify as v
 
 KEYS = {"cell", "options", "max_rel_err_autodiff", "max_rel_err_fd", "passed"}
 
@@ -27,18 +25,22 @@ def test_verify_json(monkeypatch, capsys):
 
 
 def test_verify_fails_on_a_wrong_backward(monkeypatch, capsys):
-    good = registry.BACKWARDS["elman"]
+    case = _subset()[0]
 
-    def broken(cell):  # dW_hh off by 0.1%
-        b = good(cell)
-        return CellBackward(b.step, lambda *a: b.recur_grads(*a)._replace(
-            w_hh=1.001 * b.recur_grads(*a).w_hh), b.project_grads)
+    def broken(I, H, dtype):  # dW_hh off by 0.1%
+        cell = case.make(I, H, dtype)
+        b = cell.backward
 
-    monkeypatch.setitem(registry.BACKWARDS, "elman", broken)
-    monkeypatch.setattr(v, "CASES", _subset()[:1])
+        def grads(*args):
+            dp, dx = b.grads(*args)
+            return dp._replace(w_hh=1.001 * dp.w_hh), dx
+
+        return cell._replace(backward=b._replace(grads=grads))
+
+    bad = case._replace(make=broken)
+    monkeypatch.setattr(v, "CASES", (bad,))
     assert cli.main(["verify"]) == 1
-    out = capsys.readouterr().out
-    assert "FAIL" in out
-    record = v.verify_case(v.CASES[0])
+    assert "FAIL" in capsys.readouterr().out
+    record = v.verify_case(bad)
     assert not record["passed"] and record["max_rel_err_autodiff"] > 1e-4
     assert record["max_rel_err_fd"] > v.FD_TOL

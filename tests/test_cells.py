@@ -144,7 +144,7 @@ def test_project_then_recur_equals_step():
         x = jnp.ones((B, I), F64)
         c0 = cell.initial_carry((B,), F64)
         a = cell.step(p, c0, x)
-        b = cell.recur(p, c0, cell.project(p, x))
+        b = jax.vmap(lambda c, x1: cell.recur(p, c, cell.project(p, x1)))(c0, x)
         jax.tree.map(np.testing.assert_array_equal, a, b)
 
 

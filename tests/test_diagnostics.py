@@ -239,7 +239,7 @@ def test_lstm_open_forget_gate_keeps_the_gradient_over_1000_steps_while_tanh_los
     assert h_norm < 1e-6, h_norm
     # Constant error carousel in isolation (no h -> gates path): ∂c_T/∂c_0 = diag(Π_t f_t).
     lp0 = lp._replace(w_hh=jnp.zeros_like(lp.w_hh))
-    f = jax.nn.sigmoid(lstm.project(lp0, xs)[:, hidden:2 * hidden])    # (T, H), h-independent
+    f = jax.nn.sigmoid(jax.vmap(lambda x: lstm.project(lp0, x))(xs)[:, hidden:2 * hidden])    # (T, H), h-independent
     cec = _norms(lstm, lp0, xs, part="c")
     np.testing.assert_allclose(cec[-1], np.max(np.prod(np.asarray(f), axis=0)), rtol=1e-10)
     assert cec[-1] > 1 - 1e-3

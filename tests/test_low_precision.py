@@ -16,7 +16,6 @@ import pytest
 
 import rnn_jax
 from rnn_jax._src.bench.harness import max_rel_error
-from rnn_jax._src.runner import default_method
 
 B, T, I, H = 4, 500, 8, 16
 WEIGHTS = ("w_ih", "w_hh", "b_ih", "b_hh")
@@ -44,13 +43,12 @@ def test_default_bfloat16_weight_gradients_match_float32_over_500_steps(name):
     assert all(getattr(got, k).dtype == jnp.bfloat16 for k in WEIGHTS)
 
 
-def test_low_precision_picks_the_hand_written_backward_even_where_autodiff_is_faster():
-    gru = rnn_jax.gru(I, H)  # on a CPU, autodiff is the float32 default from 16 sequences
-    assert default_method(gru, 64, on="cpu", dtype=jnp.float32) == rnn_jax.Autodiff()
-    assert default_method(gru, 64, on="cpu", dtype=jnp.bfloat16) == rnn_jax.ManualBPTT()
-    assert default_method(gru, 64, on="cpu", dtype=jnp.float16) == rnn_jax.ManualBPTT()
+def test_low_precision_default_is_the_hand_written_backward():
+    gru = rnn_jax.gru(I, H)
+    for dtype in (jnp.float32, jnp.bfloat16, jnp.float16):
+        assert rnn_jax.plan(gru, dtype, on="cpu").grad == rnn_jax.ManualBPTT()
 
     def recur(p, c, xp):  # a user's cell has no hand-written backward: autodiff it stays
         return gru.recur(p, c, xp)
 
-    assert default_method(gru._replace(recur=recur), dtype=jnp.bfloat16) == rnn_jax.Autodiff()
+    assert rnn_jax.plan(gru._replace(recur=recur), jnp.bfloat16).grad == rnn_jax.Autodiff()

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import rnn_jax
-from rnn_jax._src.runner import default_method
 
 pytest.importorskip("jax.experimental.pallas")
 B, T, I, H = 20, 5, 8, 32
@@ -180,16 +179,14 @@ def test_default_on_a_gpu_where_w_hh_fits_on_chip():
     on a CPU, not where W_hh does not fit, with resets, nor when float32 matmuls must be
     exact."""
     lstm, gru = rnn_jax.lstm(I, 128), rnn_jax.gru(I, 128)
+    grad = lambda cell, on="gpu", dtype=jnp.float32, resets=False: rnn_jax.plan(  # noqa: E731
+        cell, dtype, on=on, resets=resets).grad
     for cell in (lstm, gru):
         for dtype in (jnp.float32, jnp.bfloat16):
-            assert isinstance(default_method(cell, 64, on="gpu", dtype=dtype), rnn_jax.Persistent)
-        assert not isinstance(default_method(cell, 64, on="cpu", dtype=jnp.float32),
-                              rnn_jax.Persistent)
-        assert default_method(cell, 64, on="gpu", dtype=jnp.float32, masked=True) == \
-            rnn_jax.ManualBPTT()
-    assert default_method(rnn_jax.lstm(I, 256), 64, on="gpu", dtype=jnp.float32) == \
-        rnn_jax.ManualBPTT()
-    assert default_method(rnn_jax.lstm(I, 128, peephole=True), 64, on="gpu",
-                          dtype=jnp.float32) == rnn_jax.ManualBPTT()
+            assert isinstance(grad(cell, dtype=dtype), rnn_jax.Persistent)
+        assert grad(cell, on="cpu") == rnn_jax.ManualBPTT()
+        assert grad(cell, resets=True) == rnn_jax.ManualBPTT()
+    assert grad(rnn_jax.lstm(I, 256)) == rnn_jax.ManualBPTT()
+    assert grad(rnn_jax.lstm(I, 128, peephole=True)) == rnn_jax.ManualBPTT()
     with jax.default_matmul_precision("highest"):
-        assert default_method(lstm, 64, on="gpu", dtype=jnp.float32) == rnn_jax.ManualBPTT()
+        assert grad(lstm) == rnn_jax.ManualBPTT()

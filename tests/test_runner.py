@@ -135,10 +135,8 @@ def test_gradients_match_finite_differences_and_methods_agree(name, reverse):
                 atol=1e-6, rtol=1e-6)
     grad = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)
     g_auto = grad(params, xs, rnn_jax.Autodiff())
-    g_hoist = grad(params, xs, rnn_jax.Autodiff(hoist=True))
     g_ckpt = grad(params, xs, rnn_jax.Checkpointed())
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(g_auto))
-    tree_close(g_hoist, g_auto, rtol=1e-10, atol=1e-12)
     tree_close(g_ckpt, g_auto, rtol=1e-10, atol=1e-12)
     # padding steps receive no gradient: inputs of the zero-length sequence
     np.testing.assert_array_equal(g_auto[1][2], 0.0)
@@ -199,19 +197,20 @@ def _scan_unrolls(jaxpr):
 @pytest.mark.parametrize("on", ["cpu", "gpu"])
 def test_default_unroll_follows_the_backend_into_every_scan(on, monkeypatch):
     """With no ``unroll``, the forward scan and the manual backward's scan both take the
-    backend's tuned value (``tuning.UNROLL``); an explicit ``unroll`` wins."""
-    from rnn_jax._src import tuning
+    backend's planned value (``plan.TABLE``); an explicit ``unroll`` wins."""
+    from rnn_jax._src import plan
 
-    assert tuning.default_unroll("cpu") == 1 and tuning.default_unroll("gpu") == 8
-    assert tuning.default_unroll("tpu") == 1  # no measurements: the CPU's choice
-    monkeypatch.setattr(tuning.jax, "default_backend", lambda: on)
+    assert plan.TABLE["cpu"].unroll == 1 and plan.TABLE["gpu"].unroll == 8
+    assert rnn_jax.plan(rnn_jax.lstm(2, 3), on="tpu").unroll == 1  # no row: the CPU's
+    monkeypatch.setattr(plan.jax, "default_backend", lambda: on)
+    monkeypatch.setattr(plan, "_persistent_fits", lambda cell, dtype: False)
     cell, params, xs = problem("lstm", 0)
 
     def unrolls(**kw):
         loss = lambda p: jnp.sum(rnn_jax.run(cell, p, xs, **kw)[1])  # noqa: E731
         return _scan_unrolls(jax.make_jaxpr(jax.grad(loss))(params).jaxpr)
 
-    expected = tuning.UNROLL[on]
+    expected = plan.TABLE[on].unroll
     got = unrolls()
     assert len(got) >= 2 and set(got) == {expected}
     assert set(unrolls(unroll=3)) == {3}

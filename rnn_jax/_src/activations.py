@@ -47,3 +47,27 @@ def resolve(
     if callable(activation):
         return activation, activation
     raise TypeError(f"{argname} must be a string or a callable, got {type(activation).__name__}")
+
+
+def function(act: Activation) -> Callable[[jax.Array], jax.Array]:
+    """The activation recorded in ``cell.options``: a name of :data:`ACTIVATIONS` or a callable."""
+    return ACTIVATIONS[act] if isinstance(act, str) else act
+
+
+def derivative(act: Activation) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
+    """``vjp(a, s, g) = g ⊙ φ'(a)`` with ``s = φ(a)``, written out for named activations.
+
+    tanh: ``1 - s²``; sigmoid: ``s (1 - s)``; relu: ``[a > 0]`` (0 at 0, as ``jax.nn.relu``);
+    identity: 1. A custom (elementwise) callable is differentiated with ``jax.vjp``.
+    """
+    if act == "tanh":
+        return lambda a, s, g: g * (1 - s * s)
+    if act == "sigmoid":
+        return lambda a, s, g: g * (s * (1 - s))
+    if act == "relu":
+        return lambda a, s, g: jnp.where(a > 0, g, jnp.zeros_like(g))
+    if act in ("identity", "linear"):
+        return lambda a, s, g: g
+    if isinstance(act, str):
+        raise ValueError(f"no derivative for activation {act!r}")
+    return lambda a, s, g: jax.vjp(act, a)[1](g)[0]

@@ -1,19 +1,30 @@
-"""The cell protocol: a cell is a small NamedTuple of pure functions.
+"""The cell protocol: a cell is the maths of one step, written with column vectors.
 
-A step is split in two so that the runner may compute the input projection for all time steps
-at once, and so that a hand-written backward pass can treat the two halves apart::
+A cell's functions see ``x`` of shape ``(I,)`` and a carry of vectors (``h`` of shape ``(H,)``),
+and write products as the equations do, ``W @ h``; vector parameters (biases, peepholes) enter
+through :func:`affine` and :func:`col`. The same code then also runs on a batch of column
+vectors, ``x`` of shape ``(I, B)`` (features first), which is how the runner may evaluate a
+step; or the runner maps it over a batch with ``jax.vmap``. Batches, time and memory layout are
+the runner's business (:mod:`rnn_jax._src.plan` decides), so no cell holds a batch, layout or
+backend branch.
 
-    xp            = cell.project(params, x)        # affine in x: W_ih x + folded biases
-    carry, y      = cell.recur(params, carry, xp)  # everything that depends on the carry
-    cell.step(params, carry, x) == cell.recur(params, carry, cell.project(params, x))
+A step is split in two so that the input projection can be taken apart from the recurrence::
+
+    xp       = cell.project(params, x)         # affine in x: W_ih x + folded biases
+    carry, y = cell.recur(params, carry, xp)   # everything that depends on the carry
+
+An rnn_jax cell also carries its hand-written backward step (:class:`Backward`), written beside
+its forward step in the cell's module.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+import math
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax import custom_batching
 
 from rnn_jax._src import initializers as inits
 
@@ -22,14 +33,47 @@ class Options(dict):
     """A cell's options: a dict that is hashable, so that cells can be static jit arguments."""
 
     def __hash__(self) -> int:  # type: ignore[override]
-        return hash(tuple(sorted(self.items())))
+        return hash(tuple(sorted(self.items(), key=lambda kv: kv[0])))
+
+
+class Backward(NamedTuple):
+    """The hand-written backward step of a cell, and the forward split it differentiates.
+
+    All functions but ``grads`` see one sequence at one step, like the cell's own.
+
+    * ``preact(params, carry, xp) -> pre``: the part of ``recur`` that takes the matmul with
+      the carry (the gate pre-activations, or whatever the backward step needs).
+    * ``finish(params, carry, pre) -> (carry, y)``: the rest of the step;
+      ``finish(p, c, preact(p, c, xp)) == recur(p, c, xp)``. The forward pass that saves
+      ``pre`` for the backward step computes the step this way, so it computes ``pre`` once.
+    * ``step(params, carry, pre, dcarry, dy) -> (dcarry_prev, dxp, local)``: the
+      vector-Jacobian product of the step for the carry and ``xp``; ``local`` holds what the
+      parameter gradients need beyond ``dxp`` and the carry.
+    * ``grads(params, xs, carries, dxps, locals) -> (dparams, dxs)``: the parameter gradients
+      summed over every leading (time, batch) axis, ``Σ_t δa_t h_{t-1}ᵀ``, and the inputs'.
+    * ``fused``: None, or ``fused(params, carry, x) -> pre``, equal to
+      ``preact(params, carry, project(params, x))`` with the products with ``x`` and with the
+      carry taken as one (the LSTM's ``[W_ih, W_hh] [x; h]``); the planner uses it where that
+      is faster.
+    * ``project``, ``recur``: the cell functions this backward belongs to. A cell whose
+      ``project`` or ``recur`` was replaced (``cell._replace(recur=...)``) no longer matches
+      them and is differentiated by autodiff (:func:`backward_of`).
+    """
+
+    preact: Callable[..., Any]
+    finish: Callable[..., tuple[Any, jax.Array]]
+    step: Callable[..., tuple[Any, jax.Array, Any]]
+    grads: Callable[..., tuple[Any, jax.Array]]
+    project: Callable[..., jax.Array]
+    recur: Callable[..., tuple[Any, jax.Array]]
+    fused: Optional[Callable[..., Any]] = None
 
 
 class Cell(NamedTuple):
     """A recurrent cell: sizes, options and the pure functions that define it.
 
     Attributes:
-      name: ``"elman"``, ``"jordan"``, ``"lstm"`` or ``"gru"``.
+      name: ``"elman"``, ``"jordan"``, ``"lstm"``, ``"gru"``, or a name of your own.
       input_size: size ``I`` of ``x_t``.
       hidden_size: size ``H`` of the hidden state.
       output_size: size of ``y_t`` (``H``, the projection size, or Jordan's output size).
@@ -37,16 +81,9 @@ class Cell(NamedTuple):
         callable itself for a custom activation).
       init: ``init(key) -> params``.
       initial_carry: ``initial_carry(batch_shape=(), dtype=jnp.float32) -> carry`` (zeros).
-      project: ``project(params, x) -> xp``, the input projection (any leading dims).
-      recur: ``recur(params, carry, xp) -> (carry, y)``.
-
-    rnn_jax's own ``project`` and ``recur`` also take ``fa=FEATURES_FIRST``: every array then
-    has its feature axis first, ``(features, *batch)``; the runner scans large LSTM batches
-    that way (``rnn_jax._src.scan``). The LSTM's ``recur`` also carries a fused form of
-    ``recur(project(x))`` that the features-first scan runs (:func:`fused_with`). A cell you
-    write needs none of this: only functions marked with :func:`features_first_capable` are
-    ever called with ``fa``, and a fused form only while both ``project`` and ``recur`` are
-    the ones it was marked with.
+      project: ``project(params, x) -> xp`` for one input vector ``x`` of shape ``(I,)``.
+      recur: ``recur(params, carry, xp) -> (carry, y)`` for one sequence.
+      backward: the hand-written :class:`Backward` (None: differentiate with autodiff).
     """
 
     name: str
@@ -58,10 +95,144 @@ class Cell(NamedTuple):
     initial_carry: Callable[..., Any]
     project: Callable[[Any, jax.Array], jax.Array]
     recur: Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
+    backward: Optional[Backward] = None
 
     def step(self, params: Any, carry: Any, x: jax.Array) -> tuple[Any, jax.Array]:
-        """One time step ``(params, carry, x) -> (carry, y)``."""
-        return self.recur(params, carry, self.project(params, x))
+        """One time step ``(params, carry, x) -> (carry, y)``; ``x`` may have leading batch
+        dimensions ``(*batch, I)`` (the carry then has them too)."""
+        return batched(lambda c, x1: self.recur(params, c, self.project(params, x1)),
+                       x.ndim - 1)(carry, x)
+
+
+def backward_of(cell: Cell) -> Optional[Backward]:
+    """``cell.backward`` if it still belongs to the cell's ``project`` and ``recur``, else None."""
+    b = cell.backward
+    if b is None or b.project is not cell.project or b.recur is not cell.recur:
+        return None
+    return b
+
+
+def batched(fn: Callable, n: int) -> Callable:
+    """``fn`` mapped with ``jax.vmap`` over ``n`` leading axes of every argument."""
+    for _ in range(n):
+        fn = jax.vmap(fn)
+    return fn
+
+
+def project_all(cell: Cell, params: Any, xs: jax.Array) -> jax.Array:
+    """``cell.project`` of every input vector of ``xs`` (any leading dims): one large matmul."""
+    return batched(lambda x: cell.project(params, x), xs.ndim - 1)(xs)
+
+
+@jax.custom_jvp
+def affine(w: jax.Array, x: jax.Array, b: jax.Array) -> jax.Array:
+    """``w @ x + b`` for a vector ``x``: the affine maps of a cell's step.
+
+    On a batch of column vectors ``x`` of shape ``(I, B)`` it is ``w x + b`` (``b`` broadcast
+    along the batch, or a batch itself). Mapped over a batch with ``jax.vmap`` (``x`` and
+    maybe ``b``, e.g. ``xp + W_hh h``) it is computed as ``(w Xᵀ + Bᵀ)ᵀ``: the weight stays
+    the product's left operand and the sum is formed in the ``(out, batch)`` layout the
+    product returns, then transposed once, where ``jax.vmap`` of ``w @ x + b`` would compile
+    to ``X wᵀ + B``, which XLA CPU ran slower at small batches (benchmarks/README.md). Values
+    are the same; derivatives are those of ``w @ x + b``.
+    """
+    return _affine(w, x, b)
+
+
+@affine.defjvp
+def _affine_jvp(primals, tangents):
+    (w, x, b), (dw, dx, db) = primals, tangents
+    y = affine(w, x, b)
+    return y, (_plain_affine(dw, x, db) + _plain_affine(w, dx, 0)).astype(y.dtype)
+
+
+@custom_batching.custom_vmap
+def _affine(w: jax.Array, x: jax.Array, b: jax.Array) -> jax.Array:
+    return _plain_affine(w, x, b)
+
+
+def _plain_affine(w, x, b):
+    dtype = jnp.result_type(w, x, b)  # lax.dot_general does not promote
+    wx = jnp.asarray(w, dtype) @ jnp.asarray(x, dtype)
+    return wx + (col(b, wx) if jnp.ndim(b) == 1 else b)
+
+
+def col(v: jax.Array, like: jax.Array) -> jax.Array:
+    """A ``(features,)`` parameter shaped to broadcast against ``like``, a vector ``(F,)`` or a
+    batch of column vectors ``(F, *batch)``."""
+    return jnp.reshape(v, jnp.shape(v) + (1,) * (jnp.ndim(like) - 1))
+
+
+@_affine.def_vmap
+def _affine_batched(axis_size: int, in_batched: list, w, x, b):
+    w_b, x_b, b_b = in_batched
+    if w_b or not x_b or x.ndim != 2:   # anything else: the plain map
+        axes = tuple(0 if batched else None for batched in in_batched)
+        return jax.vmap(_plain_affine, in_axes=axes)(w, x, b), True
+    dtype = jnp.result_type(w, x, b)
+    wx = jax.lax.dot_general(jnp.asarray(w, dtype), jnp.asarray(x, dtype),
+                             (((1,), (1,)), ((), ())))          # (out, batch)
+    bias = b.T if b_b else (b if jnp.ndim(b) == 0 else b[:, None])
+    return (wx + bias).T.astype(dtype), True
+
+
+@jax.custom_jvp
+def linear_t(w: jax.Array, d: jax.Array) -> jax.Array:
+    """``wᵀ d`` (written ``d @ w``): a backward step's product of a gradient with a weight.
+    Mapped over a batch of ``d`` it is computed as ``(wᵀ Dᵀ)ᵀ``, as :func:`affine` is."""
+    return _linear_t(w, d)
+
+
+def _plain_linear_t(w, d):
+    dtype = jnp.result_type(w, d)
+    return jax.lax.dot_general(jnp.asarray(w, dtype), jnp.asarray(d, dtype),
+                               (((0,), (0,)), ((), ())))        # wᵀ d
+
+
+@linear_t.defjvp
+def _linear_t_jvp(primals, tangents):
+    (w, d), (dw, dd) = primals, tangents
+    y = linear_t(w, d)
+    return y, (_plain_linear_t(dw, d) + _plain_linear_t(w, dd)).astype(y.dtype)
+
+
+@custom_batching.custom_vmap
+def _linear_t(w: jax.Array, d: jax.Array) -> jax.Array:
+    return _plain_linear_t(w, d)
+
+
+@_linear_t.def_vmap
+def _linear_t_batched(axis_size: int, in_batched: list, w, d):
+    w_b, d_b = in_batched
+    dtype = jnp.result_type(w, d)
+    if w_b or not d_b or d.ndim != 2:
+        axes = tuple(0 if batched else None for batched in in_batched)
+        return jax.vmap(_plain_linear_t, in_axes=axes)(w, d), True
+    wd = jax.lax.dot_general(jnp.asarray(w, dtype), jnp.asarray(d, dtype),
+                             (((0,), (1,)), ((), ())))          # (in, batch)
+    return wd.T, True
+
+
+def linear(w: jax.Array, x: jax.Array) -> jax.Array:
+    """``w @ x`` (:func:`affine` without a bias)."""
+    return affine(w, x, jnp.zeros((), jnp.result_type(w, x)))
+
+
+def stacked(a: jax.Array, b: jax.Array, w_a: jax.Array, w_b: jax.Array,
+            bias: jax.Array) -> jax.Array:
+    """``w_a @ a + w_b @ b + bias`` as one matmul, ``[w_a, w_b] @ [a; b]``: one contraction
+    over ``len(a) + len(b)`` instead of two (the concatenated weight is loop-invariant)."""
+    return affine(jnp.concatenate([w_a, w_b], axis=1), jnp.concatenate([a, b]), bias)
+
+
+def outer_sum(d: jax.Array, v: jax.Array) -> jax.Array:
+    """``Σ_n d_n v_nᵀ`` over every leading axis: ``(..., m), (..., n) -> (m, n)``."""
+    return jnp.einsum("...m,...n->mn", d, v)
+
+
+def lead_sum(d: jax.Array) -> jax.Array:
+    """Sum over every leading axis: ``(..., m) -> (m,)``."""
+    return d.reshape(-1, d.shape[-1]).sum(0)
 
 
 def check_size(value: Any, argname: str) -> int:
@@ -71,6 +242,22 @@ def check_size(value: Any, argname: str) -> int:
     if value <= 0:
         raise ValueError(f"{argname} must be a positive int, got {value}")
     return value
+
+
+def check_bool(value: Any, argname: str) -> bool:
+    """A Python bool (not merely truthy), or a TypeError naming the argument."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{argname} must be True or False, got {value!r}")
+    return value
+
+
+def check_real(value: Any, argname: str) -> float:
+    """A finite real number (not a bool or a string), or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{argname} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{argname} must be finite, got {value!r}")
+    return float(value)
 
 
 def check_options(name: str, value: Any, allowed: Sequence[Any]) -> Any:
@@ -110,154 +297,3 @@ def zeros_carry(size: int) -> Callable[..., jax.Array]:
         return jnp.zeros((*tuple(batch_shape), size), dtype)
 
     return initial_carry
-
-
-def _w_dot(x: jax.Array, w: jax.Array) -> jax.Array:
-    """``w @ xᵀ``: shape ``(out, *lead)`` for ``x`` of shape ``(*lead, in)``, ``w`` ``(out, in)``."""
-    dtype = jnp.result_type(x, w)  # lax.dot_general does not promote; jnp.matmul would
-    return jax.lax.dot_general(jnp.asarray(w, dtype), jnp.asarray(x, dtype),
-                               (((1,), (x.ndim - 1,)), ((), ())))
-
-
-# Where the feature axis of a step's arrays sits: -1, ``(*batch, features)``, the public layout;
-# or 0, ``(features, *batch)``, which the runner may scan in (``rnn_jax._src.scan``). rnn_jax's
-# cells write their step once, for either, with the helpers below taking ``fa``.
-BATCH_FIRST = -1
-FEATURES_FIRST = 0
-
-
-def features_first_capable(fn: Callable) -> Callable:
-    """Marks a cell's ``project`` or ``recur`` as accepting ``fa=FEATURES_FIRST``."""
-    fn.features_first = True  # type: ignore[attr-defined]
-    return fn
-
-
-class Fused(NamedTuple):
-    """A cell step in two parts, for the runner's features-first scan: ``preact(params, carry,
-    x, fa) -> a``, the pre-activations from ``x`` with one matmul (:func:`stacked_linear`), and
-    ``finish(params, carry, a, fa) -> (carry, y)``, the rest of the step."""
-
-    preact: Callable[..., jax.Array]
-    finish: Callable[..., tuple[Any, jax.Array]]
-
-    def __call__(self, params: Any, carry: Any, x: jax.Array, fa: int = BATCH_FIRST):
-        return self.finish(params, carry, self.preact(params, carry, x, fa), fa)
-
-
-def fused_with(project: Callable, fused: Fused) -> Callable[[Callable], Callable]:
-    """Marks a cell's ``recur`` as having a fused form: ``fused(params, carry, x, fa)`` equals
-    ``recur(params, carry, project(params, x, fa), fa)`` but computes the input and recurrent
-    matmuls as one. The runner's features-first scan uses it while the cell still has this
-    ``project`` and this ``recur`` (:func:`fused_recur`), so a cell with either replaced runs
-    its own functions."""
-
-    def mark(recur: Callable) -> Callable:
-        recur.fused = (project, fused)  # type: ignore[attr-defined]
-        return recur
-
-    return mark
-
-
-def fused_recur(cell: Cell) -> Fused | None:
-    """The :class:`Fused` step of ``cell`` (see :func:`fused_with`), or None when it has none
-    or its ``project`` or ``recur`` was replaced."""
-    mark = getattr(cell.recur, "fused", None)
-    return mark[1] if mark is not None and mark[0] is cell.project else None
-
-
-def with_invariants(prepare: Callable[[Any, tuple], Any]) -> Callable[[Callable], Callable]:
-    """Marks a cell's ``recur`` as taking loop invariants: ``prepare(params, batch_shape)``
-    returns operands that depend on ``params`` only (e.g. ``W_hhᵀ``), or None (for batch
-    shapes where they do not pay); the runner evaluates it once before a batch-first scan and
-    calls ``recur(params, carry, xp, inv=...)`` at every step (:func:`bound_recur`). A weight
-    transposed inside the scan body is transposed (copied) at every step on CPU; computed
-    before it, it is one loop input. A cell whose ``recur`` was replaced runs its own function
-    without invariants."""
-
-    def mark(recur: Callable) -> Callable:
-        recur.invariants = prepare  # type: ignore[attr-defined]
-        return recur
-
-    return mark
-
-
-def recur_invariants(cell: Cell, params: Any, batch_shape: tuple) -> Any:
-    """The loop invariants of ``cell.recur`` (:func:`with_invariants`) for a batch-first run
-    over ``batch_shape`` sequences, or None."""
-    prepare = getattr(cell.recur, "invariants", None)
-    return None if prepare is None else prepare(params, tuple(batch_shape))
-
-
-def bound_recur(cell: Cell, params: Any, batch_shape: tuple,
-                inv: Any = None) -> Callable | None:
-    """``cell.recur`` with its loop invariants (:func:`with_invariants`) bound, or None when it
-    has none for ``batch_shape``. ``inv``: the invariants if already computed (a caller that
-    also uses them passes its own, so that the scan gets one copy as input); else they are
-    computed here (call it outside the scan body, so that they are computed once)."""
-    inv = recur_invariants(cell, params, batch_shape) if inv is None else inv
-    if inv is None:
-        return None
-    recur = cell.recur
-    return lambda p, c, xp, **kw: recur(p, c, xp, inv=inv, **kw)
-
-
-def stacked_linear(x: jax.Array, h: jax.Array, w_x: jax.Array, w_h: jax.Array,
-                   fa: int = BATCH_FIRST) -> jax.Array:
-    """``x @ w_x.T + h @ w_h.T`` as one matmul, ``[x, h] @ [w_x, w_h].T``.
-
-    One contraction over ``I + P`` instead of two over ``I`` and ``P``: features first, an
-    LSTM forward at B=64, T=500, I=H=128 on CPU took 63 against 103 ms for the matmuls alone
-    (same process; no gain at I=H=256 or 512, where each half is already large).
-    """
-    return linear(jnp.concatenate([x, h], axis=fa),
-                  jnp.concatenate([w_x, w_h], axis=1), fa)
-
-
-def split(a: jax.Array, n: int, fa: int = BATCH_FIRST) -> list[jax.Array]:
-    """``a`` cut into ``n`` equal blocks (gates) along its feature axis."""
-    return jnp.split(a, n, axis=fa)
-
-
-def per_feature(v: jax.Array, like: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
-    """A ``(features,)`` parameter (bias, peephole) shaped to broadcast against ``like``."""
-    return v if fa == BATCH_FIRST else jnp.reshape(v, v.shape + (1,) * (like.ndim - 1))
-
-
-def linear(x: jax.Array, w: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
-    """``x @ w.T`` for ``x`` with any leading dims and ``w`` in ``(out, in)`` layout.
-
-    Computed as ``(w xᵀ)ᵀ`` with a ``dot_general`` that contracts the ``in`` axes directly, so
-    no transposed copy of ``w`` is made: with ``x @ w.T`` inside a ``lax.scan`` body XLA on CPU
-    copied the transpose of ``W_hh`` at every step (7.8 -> 0.94 ms for an LSTM forward at
-    B=1, T=100, I=64, H=128; see benchmarks/README.md). Features first (``x`` of shape
-    ``(in, *batch)``): ``w x``, shape ``(out, *batch)``.
-    """
-    if fa == FEATURES_FIRST:
-        dtype = jnp.result_type(x, w)
-        return jax.lax.dot_general(jnp.asarray(w, dtype), jnp.asarray(x, dtype),
-                                   (((1,), (0,)), ((), ())))
-    return jnp.moveaxis(_w_dot(x, w), 0, -1)
-
-
-def affine(x: jax.Array, w: jax.Array, b: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
-    """``x @ w.T + b``, with the bias added in the same ``(out, *batch)`` layout as
-    :func:`add_linear` works in, so that the two compose without extra transposes."""
-    if fa == FEATURES_FIRST:
-        wx = linear(x, w, fa)
-        return wx + per_feature(b, wx, fa)
-    wx = _w_dot(x, w)
-    return jnp.moveaxis(wx + jnp.reshape(b, b.shape + (1,) * (wx.ndim - 1)), 0, -1)
-
-
-def add_linear(xp: jax.Array, h: jax.Array, w: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
-    """``xp + h @ w.T``, the recurrent pre-activation of a step (features first: ``xp + w h``).
-
-    The sum is formed in the ``(out, *batch)`` layout of ``w hᵀ`` and transposed once. When
-    ``xp`` comes from :func:`linear` in the same step, XLA cancels its transposes, and the
-    whole pre-activation is ``W_ih xᵀ + W_hh hᵀ + b`` with one transpose at the end: 1.36x
-    faster for an LSTM forward at B=16, T=100, I=128, H=256 on CPU than summing in the
-    ``(*batch, out)`` layout (benchmarks/README.md).
-    """
-    if fa == FEATURES_FIRST:
-        return xp + linear(h, w, fa)
-    return jnp.moveaxis(jnp.moveaxis(xp, -1, 0) + _w_dot(h, w), 0, -1)

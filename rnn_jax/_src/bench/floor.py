@@ -8,7 +8,7 @@ Two references per problem, timed interleaved with the RNN variants:
 * ``floor:hoisted``: the same with the input matmul done once for all steps before the scan.
 
 Both scan with the ``unroll`` rnn_jax's runner uses by default on the backend (1 on a CPU, 8 on
-a GPU: :mod:`rnn_jax._src.tuning`), so that the loop's own cost per iteration, large on a GPU,
+a GPU: :mod:`rnn_jax._src.plan`), so that the loop's own cost per iteration, large on a GPU,
 is counted alike. The matmul-only floor of a problem is the faster of the two; an RNN's
 ``floor_fraction`` is floor time over its own time. With backward, both are differentiated the
 same way as the RNNs.
@@ -33,7 +33,7 @@ def _apply(cell: str, hoisted: bool) -> Any:
     import jax.numpy as jnp
     from jax import lax
 
-    from rnn_jax._src.tuning import default_unroll
+    from rnn_jax._src.plan import TABLE, backend
 
     gates = GATES[cell]
 
@@ -50,7 +50,7 @@ def _apply(cell: str, hoisted: bool) -> Any:
             return h, h
 
         h0 = jnp.zeros((batch, hidden), xs.dtype)
-        _, ys = lax.scan(step, h0, xs_t, unroll=default_unroll())
+        _, ys = lax.scan(step, h0, xs_t, unroll=TABLE[backend()].unroll)
         return jnp.swapaxes(ys, 0, 1)
 
     return apply

@@ -1,9 +1,18 @@
-"""Elman (vanilla) RNN cell and IRNN.
+"""Elman (vanilla) RNN cell and IRNN, with its hand-written backward step.
 
 .. math::  h_t = \\phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}), \\qquad y_t = h_t
 
 Elman 1990, "Finding structure in time". IRNN: ReLU, ``W_hh = I`` and zero bias at init
 (Le, Jaitly & Hinton 2015, arXiv 1504.00941). Same layout as ``torch.nn.RNN``.
+
+Backward, with ``a_t`` the pre-activation and ``δh_t = ∂L/∂h_t`` from the future:
+
+.. math::
+   δa_t = φ'(a_t) ⊙ (δh_t + ∂L/∂y_t), \\quad δh_{t-1} = W_{hh}^⊤ δa_t, \\quad
+   ∂L/∂W_{hh} = Σ_t δa_t h_{t-1}^⊤, \\quad ∂L/∂W_{ih} = Σ_t δa_t x_t^⊤, \\quad
+   ∂L/∂b_{ih} = ∂L/∂b_{hh} = Σ_t δa_t, \\quad ∂L/∂x_t = W_{ih}^⊤ δa_t
+
+These are min-char-rnn's lines (``dh_raw = (1 - h²) ⊙ dh`` for tanh, Karpathy 2015).
 """
 
 from __future__ import annotations
@@ -14,9 +23,9 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
-from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import (BATCH_FIRST, Cell, Options, add_linear, affine, check_size,
-                               features_first_capable, gate_weights, zeros_carry)
+from rnn_jax._src.activations import Activation, derivative, resolve
+from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_size, gate_weights,
+                               lead_sum, linear_t, outer_sum, zeros_carry)
 from rnn_jax._src.params import ElmanParams
 
 
@@ -42,22 +51,37 @@ def elman(
     check_size(input_size, "input_size")
     check_size(hidden_size, "hidden_size")
     act_name, act = resolve(activation, "activation")
+    dact = derivative(act_name)
 
     def init(key: jax.Array) -> ElmanParams:
         return ElmanParams(*gate_weights(key, 1, hidden_size, input_size, hidden_size,
                                          w_ih_init, w_hh_init, bias_init, dtype))
 
-    @features_first_capable
-    def project(params: ElmanParams, x: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
-        return affine(x, params.w_ih, params.b_ih + params.b_hh, fa)
+    def project(p: ElmanParams, x: jax.Array) -> jax.Array:
+        return affine(p.w_ih, x, p.b_ih + p.b_hh)
 
-    @features_first_capable
-    def recur(params: ElmanParams, h: jax.Array, xp: jax.Array, fa: int = BATCH_FIRST):
-        h = act(add_linear(xp, h, params.w_hh, fa))
+    def recur(p: ElmanParams, h: jax.Array, xp: jax.Array):
+        h = act(affine(p.w_hh, h, xp))
         return h, h
 
+    def preact(p: ElmanParams, h, xp):
+        return affine(p.w_hh, h, xp)                     # a_t
+
+    def finish(p: ElmanParams, h, a):
+        h = act(a)
+        return h, h
+
+    def step(p: ElmanParams, h_prev, a, dh, dy):
+        da = dact(a, act(a), dh + dy)
+        return linear_t(p.w_hh, da), da, None
+
+    def grads(p: ElmanParams, xs, h_prev, da, local):
+        db = lead_sum(da)
+        return ElmanParams(outer_sum(da, xs), outer_sum(da, h_prev), db, db), da @ p.w_ih
+
     return Cell("elman", input_size, hidden_size, hidden_size, Options(activation=act_name),
-                init, zeros_carry(hidden_size), project, recur)
+                init, zeros_carry(hidden_size), project, recur,
+                Backward(preact, finish, step, grads, project, recur))
 
 
 def irnn(input_size: int, hidden_size: int, *, scale: float = 1.0, dtype: Any = jnp.float32) -> Cell:

@@ -1,4 +1,5 @@
-"""GRU cell, reset gate applied after (PyTorch/cuDNN) or before (Cho et al. 2014) the matmul.
+"""GRU cell, reset gate applied after (PyTorch/cuDNN) or before (Cho et al. 2014) the matmul,
+with its hand-written backward step.
 
 Gate order ``r, z, n`` (``torch.nn.GRU``):
 
@@ -10,104 +11,36 @@ Gate order ``r, z, n`` (``torch.nn.GRU``):
 
 Cho et al. 2014, arXiv 1406.1078 (reset before); the reset-after form is cuDNN's and PyTorch's
 (Keras ``reset_after=True``).
+
+Backward, with ``\\bar h = δh' + ∂L/∂y`` and ``u = W_hn h + b_hn`` (after):
+
+.. math::
+   δa_n = (1 - n^2) ⊙ (1 - z) ⊙ \\bar h, \\quad δa_z = z (1 - z) ⊙ (h - n) ⊙ \\bar h \\\\
+   \\text{after:}\\ δu = r ⊙ δa_n, \\ δa_r = r(1-r) ⊙ u ⊙ δa_n, \\
+   δh = z ⊙ \\bar h + W_{hh}^⊤ [δa_r, δa_z, δu] \\\\
+   \\text{before:}\\ δ(rh) = W_{hn}^⊤ δa_n, \\ δa_r = r(1-r) ⊙ h ⊙ δ(rh), \\
+   δh = z ⊙ \\bar h + r ⊙ δ(rh) + W_{hr,hz}^⊤ [δa_r, δa_z]
+
+with ``δxp = [δa_r, δa_z, δa_n]``; summed over time ``∂W_ih = Σ δxp xᵀ``, ``∂b_ih = Σ δxp``;
+after: ``∂W_hh = Σ [δa_r, δa_z, δu] hᵀ``, ``∂b_hh = Σ [δa_r, δa_z, δu]``; before:
+``∂W_{hr,hz} = Σ [δa_r, δa_z] hᵀ``, ``∂W_hn = Σ δa_n (r ⊙ h)ᵀ``, ``∂b_hh = Σ δxp``. The forward
+step saves its gate activations ``[r, z, n, u]`` (after) or ``[r, z, n]`` (before), so the
+backward step needs no matmul but ``W_hhᵀ``'s and no sigmoid or tanh.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
-from rnn_jax._src.cell import (BATCH_FIRST, FEATURES_FIRST, Cell, Options, affine,
-                               check_options, check_size, features_first_capable, gate_weights,
-                               linear, per_feature, split, with_invariants, zeros_carry)
+from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_options, check_size, col,
+                               gate_weights, lead_sum, linear_t, outer_sum, zeros_carry)
 from rnn_jax._src.params import GRUParams
-from rnn_jax._src.tuning import backend
 
 RESETS = ("after", "before")
-
-# Batches of at most this many sequences (batch first) multiply the carry by ``W_hhᵀ``
-# transposed once before the scan (:func:`invariants`) instead of transposing it inside every
-# step (:func:`rnn_jax._src.cell.linear`) or running the step per sequence. CPU, XLA 0.10, same
-# process, ManualBPTT forward+backward: B=8, T=2000, I=64, H=128 163-171 against 191 ms; B=16,
-# T=100, I=128, H=256 26.5 against 28.3 (with the projection hoisted); forward at B=8 55 against
-# 74 ms. From 32 sequences on it gained nothing under autodiff (B=64, T=500, I=H=128: 283
-# against 264 ms), so larger batches keep the other forms.
-INVARIANTS_UP_TO = 16
-
-# Batches of this many sequences run the batch-first step as ``jax.vmap`` of the
-# single-sequence step (Equinox's formulation), which XLA compiles to other layouts: on CPU,
-# at B=16, T=100, I=128, H=256, forward 11.4 against 14.3 ms and autodiff forward+backward
-# 29.6 against 32.3 ms (same process; 4.1 against 5.2 and 14.0 against 15.2 ms at H=128).
-# From B=32 autodiff through it was slower (68 against 65 ms); up to 16 sequences the step
-# multiplies by a pre-transposed ``W_hh`` instead (:data:`INVARIANTS_UP_TO`).
-PER_SEQUENCE_BATCHES = range(INVARIANTS_UP_TO + 1, 32)
-
-
-def per_sequence(h: jax.Array) -> bool:
-    """Whether a batch-first GRU step on the carry ``h`` runs per sequence, vmapped."""
-    return h.ndim == 2 and h.shape[0] in PER_SEQUENCE_BATCHES
-
-
-def preactivations(params: GRUParams, h: jax.Array, xp: jax.Array, reset: str,
-                   fa: int = BATCH_FIRST, inv: Any = None) -> tuple[jax.Array, ...]:
-    """The parts of a GRU step that involve a matmul with the carry.
-
-    ``reset="after"``: ``(a_r, a_z, x_n, W_hn h)``; ``"before"``: ``(a_r, a_z, a_n)`` with
-    ``a_n = x_n + W_hn (r ⊙ h)``; ``a_r = x_r + W_hr h``, ``a_z = x_z + W_hz h``. Shared by
-    the cell's step and its hand-written backward (which saves them), so that XLA computes the
-    matmuls once. ``inv``: :func:`invariants` (batch first), the transposed weights.
-    """
-    H = params.w_hh.shape[-1]
-    x_r, x_z, x_n = split(xp, 3, fa)
-    if inv is not None:
-        mm = [lambda v, w=w: product(v, w) for w in inv]
-    else:
-        blocks = [params.w_hh] if reset == "after" else [params.w_hh[:2 * H], params.w_hh[2 * H:]]
-        mm = [lambda v, w=w: linear(v, w, fa) for w in blocks]
-    if reset == "after":
-        h_r, h_z, h_n = split(mm[0](h), 3, fa)
-        return x_r + h_r, x_z + h_z, x_n, h_n
-    h_r, h_z = split(mm[0](h), 2, fa)
-    a_r = x_r + h_r
-    return a_r, x_z + h_z, x_n + mm[1](jax.nn.sigmoid(a_r) * h)
-
-
-# With ``h`` of at most this many features, ``h @ W_hhᵀ`` is computed from a materialised
-# ``hᵀ`` (see :func:`product`). CPU, a scan of the product alone, T=100: at B=16, H=256 4.9
-# against 6.8 ms (B=8: 3.2 against 4.1); at H=512 24 against 20 ms.
-TRANSPOSED_CARRY_UP_TO = 256
-
-
-def product(h: jax.Array, w_t: jax.Array) -> jax.Array:
-    """``h @ w_t`` for a batch-first carry ``h`` and a weight transposed before the scan.
-
-    For a ``(B, H)`` carry with ``H <= TRANSPOSED_CARRY_UP_TO`` the product is taken as
-    ``(hᵀ)ᵀ w_t`` with ``hᵀ`` kept (an optimization barrier stops XLA from folding the
-    transpose back into the product): XLA CPU then hands it to a different matmul routine,
-    measured faster there at small batches (:data:`TRANSPOSED_CARRY_UP_TO`); CPU only, as
-    the measurement is. Same values.
-    """
-    h = h.astype(jnp.result_type(h, w_t))
-    if h.ndim == 2 and h.shape[-1] <= TRANSPOSED_CARRY_UP_TO and backend() == "cpu":
-        h_t = jax.lax.optimization_barrier(h.T)
-        return jax.lax.dot_general(h_t, w_t.astype(h.dtype), (((0,), (0,)), ((), ())))
-    return jnp.matmul(h, w_t)
-
-
-def invariants(params: GRUParams, batch_shape: tuple, reset: str):
-    """The GRU step's loop invariants (:func:`rnn_jax._src.cell.with_invariants`) for a
-    batch-first run of at most :data:`INVARIANTS_UP_TO` sequences: ``W_hh`` transposed
-    (``reset="after"``), or its ``r, z`` and ``n`` blocks transposed apart (``"before"``);
-    None for larger batches."""
-    if math.prod(batch_shape) > INVARIANTS_UP_TO:
-        return None
-    H = params.w_hh.shape[-1]
-    w = params.w_hh
-    return (w.T,) if reset == "after" else (w[:2 * H].T, w[2 * H:].T)
 
 
 def gru(
@@ -125,33 +58,62 @@ def gru(
     check_size(hidden_size, "hidden_size")
     check_options("reset", reset, RESETS)
     H = hidden_size
+    after = reset == "after"
 
     def init(key: jax.Array) -> GRUParams:
         return GRUParams(*gate_weights(key, 3, H, input_size, H,
                                        w_ih_init, w_hh_init, bias_init, dtype))
 
-    @features_first_capable
-    def project(params: GRUParams, x: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
+    def project(p: GRUParams, x: jax.Array) -> jax.Array:
         # r and z see b_ih + b_hh; n sees b_hh inside the reset product when reset="after".
-        b = params.b_ih + params.b_hh
-        if reset == "after":
-            b = jnp.concatenate([b[:2 * H], params.b_ih[2 * H:]])
-        return affine(x, params.w_ih, b, fa)
+        b_hh = p.b_hh.at[2 * H:].set(0) if after else p.b_hh
+        return affine(p.w_ih, x, p.b_ih + b_hh)
 
-    @features_first_capable
-    @with_invariants(lambda params, batch_shape: invariants(params, batch_shape, reset))
-    def recur(params: GRUParams, h: jax.Array, xp: jax.Array, fa: int = BATCH_FIRST,
-              inv: Any = None):
-        if fa == BATCH_FIRST and inv is None and per_sequence(h):  # per sequence, vmapped
-            return jax.vmap(lambda h1, x1: recur(params, h1, x1, FEATURES_FIRST))(h, xp)
-        pre = preactivations(params, h, xp, reset, fa, inv)
-        r, z = jax.nn.sigmoid(pre[0]), jax.nn.sigmoid(pre[1])
-        if reset == "after":
-            x_n, h_n = pre[2:]
-            n = jnp.tanh(x_n + r * (h_n + per_feature(params.b_hh[2 * H:], h_n, fa)))
-        else:
-            n = jnp.tanh(pre[2])
+    def recur(p: GRUParams, h: jax.Array, xp: jax.Array):
+        return finish(p, h, activations(p, h, xp))
+
+    def activations(p: GRUParams, h, xp):
+        x_r, x_z, x_n = jnp.split(xp, 3)
+        if after:
+            h_r, h_z, h_n = jnp.split(p.w_hh @ h, 3)
+            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            u = h_n + col(p.b_hh[2 * H:], h_n)
+            return jnp.concatenate([r, z, jnp.tanh(x_n + r * u), u])
+        h_r, h_z = jnp.split(p.w_hh[:2 * H] @ h, 2)
+        r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+        return jnp.concatenate([r, z, jnp.tanh(affine(p.w_hh[2 * H:], r * h, x_n))])
+
+    def finish(p: GRUParams, h, acts):
+        z, n = acts[H:2 * H], acts[2 * H:3 * H]
         h = (1 - z) * n + z * h
         return h, h
 
-    return Cell("gru", input_size, H, H, Options(reset=reset), init, zeros_carry(H), project, recur)
+    def step(p: GRUParams, h, acts, dh_new, dy):
+        r, z, n = acts[:H], acts[H:2 * H], acts[2 * H:3 * H]
+        dh_bar = dh_new + dy
+        da_n = (1 - n * n) * ((1 - z) * dh_bar)
+        da_z = z * (1 - z) * ((h - n) * dh_bar)
+        dh = z * dh_bar
+        if after:
+            da_r = r * (1 - r) * (acts[3 * H:] * da_n)
+            local = jnp.concatenate([da_r, da_z, r * da_n])   # δ(W_hh h + b_hh)
+            dh = dh + linear_t(p.w_hh, local)
+        else:
+            drh = linear_t(p.w_hh[2 * H:], da_n)
+            da_r = r * (1 - r) * (h * drh)
+            dh = dh + r * drh + linear_t(p.w_hh[:2 * H], jnp.concatenate([da_r, da_z]))
+            local = r * h
+        return dh, jnp.concatenate([da_r, da_z, da_n]), local
+
+    def grads(p: GRUParams, xs, h, dxp, local):
+        db = lead_sum(dxp)
+        if after:  # local = [δa_r, δa_z, δu]: one contraction for all of W_hh
+            w_hh, b_hh = outer_sum(local, h), lead_sum(local)
+        else:      # local = r ⊙ h
+            w_hh = jnp.concatenate([outer_sum(dxp[..., :2 * H], h),
+                                    outer_sum(dxp[..., 2 * H:], local)])
+            b_hh = db
+        return GRUParams(outer_sum(dxp, xs), w_hh, db, b_hh), dxp @ p.w_ih
+
+    return Cell("gru", input_size, H, H, Options(reset=reset), init, zeros_carry(H), project,
+                recur, Backward(activations, finish, step, grads, project, recur))

@@ -5,6 +5,16 @@
 
 Jordan 1986, "Serial order: a parallel distributed processing approach". The carry is
 ``y_{t-1}`` (size ``O``) and ``y_{-1} = 0``.
+
+Backward, with ``a_t`` and ``b_t = W_hy h_t + b_y`` the two pre-activations, ``δy_t`` the
+carry's gradient and ``∂L/∂y_t`` the output's:
+
+.. math::
+   δb_t = g'(b_t) ⊙ (δy_t + ∂L/∂y_t), \\quad δa_t = φ'(a_t) ⊙ W_{hy}^⊤ δb_t, \\quad
+   δy_{t-1} = W_{yh}^⊤ δa_t \\\\
+   ∂L/∂W_{hy} = Σ_t δb_t h_t^⊤, \\quad ∂L/∂b_y = Σ_t δb_t, \\quad
+   ∂L/∂W_{yh} = Σ_t δa_t y_{t-1}^⊤, \\quad ∂L/∂W_{ih} = Σ_t δa_t x_t^⊤, \\quad
+   ∂L/∂b_{ih} = Σ_t δa_t
 """
 
 from __future__ import annotations
@@ -15,9 +25,9 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
-from rnn_jax._src.activations import Activation, resolve
-from rnn_jax._src.cell import (BATCH_FIRST, Cell, Options, add_linear, affine, check_size,
-                               features_first_capable, linear, per_feature, zeros_carry)
+from rnn_jax._src.activations import Activation, derivative, resolve
+from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_size, lead_sum,
+                               linear_t, outer_sum, zeros_carry)
 from rnn_jax._src.params import JordanParams
 
 
@@ -45,6 +55,7 @@ def jordan(
     output_size = hidden_size if output_size is None else check_size(output_size, "output_size")
     act_name, act = resolve(activation, "activation")
     out_name, out_act = resolve(output_activation, "output_activation")
+    dact, dout = derivative(act_name), derivative(out_name)
 
     def init(key: jax.Array) -> JordanParams:
         k = jax.random.split(key, 5)
@@ -56,17 +67,33 @@ def jordan(
             b_y=bias_init(k[4], (output_size,), dtype),
         )
 
-    @features_first_capable
-    def project(params: JordanParams, x: jax.Array, fa: int = BATCH_FIRST) -> jax.Array:
-        return affine(x, params.w_ih, params.b_ih, fa)
+    def project(p: JordanParams, x: jax.Array) -> jax.Array:
+        return affine(p.w_ih, x, p.b_ih)
 
-    @features_first_capable
-    def recur(params: JordanParams, y_prev: jax.Array, xp: jax.Array, fa: int = BATCH_FIRST):
-        h = act(add_linear(xp, y_prev, params.w_yh, fa))
-        b = linear(h, params.w_hy, fa)
-        y = out_act(b + per_feature(params.b_y, b, fa))
+    def recur(p: JordanParams, y_prev: jax.Array, xp: jax.Array):
+        return finish(p, y_prev, preact(p, y_prev, xp))
+
+    def preact(p: JordanParams, y_prev, xp):
+        a = affine(p.w_yh, y_prev, xp)
+        return a, affine(p.w_hy, act(a), p.b_y)          # (a_t, b_t)
+
+    def finish(p: JordanParams, y_prev, pre):
+        y = out_act(pre[1])
         return y, y
+
+    def step(p: JordanParams, y_prev, pre, dcarry, dy):
+        a, b = pre
+        h = act(a)
+        db = dout(b, out_act(b), dcarry + dy)
+        da = dact(a, h, linear_t(p.w_hy, db))
+        return linear_t(p.w_yh, da), da, (db, h)
+
+    def grads(p: JordanParams, xs, y_prev, da, local):
+        db, h = local
+        return JordanParams(outer_sum(da, xs), outer_sum(da, y_prev), lead_sum(da),
+                            outer_sum(db, h), lead_sum(db)), da @ p.w_ih
 
     options = Options(activation=act_name, output_activation=out_name)
     return Cell("jordan", input_size, hidden_size, output_size, options,
-                init, zeros_carry(output_size), project, recur)
+                init, zeros_carry(output_size), project, recur,
+                Backward(preact, finish, step, grads, project, recur))

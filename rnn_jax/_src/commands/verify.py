@@ -1,5 +1,5 @@
 """``rnn-jax verify``: the hand-written BPTT of every cell and option against autodiff and
-finite differences, in float64, on random problems (see :mod:`rnn_jax._src.bptt.verify`).
+finite differences, in float64, on random problems (see :mod:`rnn_jax._src.verify`).
 
 Prints a table, or with ``--json`` a JSON list of records with the keys ``cell``, ``options``,
 ``max_rel_err_autodiff``, ``max_rel_err_fd`` (null for truncated/clipped rows, whose gradient
@@ -30,7 +30,7 @@ def _fmt(x) -> str:
 
 def main(args: argparse.Namespace) -> int:
     jax.config.update("jax_enable_x64", True)
-    from rnn_jax._src.bptt import verify as v  # after x64 is on
+    from rnn_jax._src import verify as v  # after x64 is on
 
     records = v.verify_all(seed=args.seed, workers=args.workers)
     if args.json:

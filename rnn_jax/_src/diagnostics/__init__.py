@@ -1,7 +1,7 @@
 """Vanishing and exploding gradients: Jacobians across time, spectra, the Pascanu bound, plots.
 
 Public as ``rnn_jax.diagnostics``. Every ``∂h_T/∂h_k`` is computed exactly, by ``jax.vjp`` or
-``jax.jacrev`` of a step or by the hand-written BPTT of :mod:`rnn_jax._src.bptt`; the three
+``jax.jacrev`` of a step or by the cells' hand-written backward steps; the three
 must agree (``tests/test_diagnostics.py``).
 """
 

@@ -15,7 +15,7 @@ Two exact ways to compute the whole stack ``{∂h_T/∂h_k : k = 0..T}`` are giv
   standard basis ``e_i``; they are carried backward one step at a time by the step's pullback
   (``jax.vjp``), vmapped over the basis. This is BPTT run once per basis vector.
 
-A third, ``method="manual"``, asks the hand-written BPTT of :mod:`rnn_jax._src.bptt` for the
+A third, ``method="manual"``, asks the cell's hand-written backward step for the
 same rows (see :func:`rnn_jax._src.diagnostics.manual.lag_jacobians_manual`).
 
 All functions here take **one** sequence ``xs`` of shape ``(T, I)``; ``jax.vmap`` them for a
@@ -31,62 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from rnn_jax._src.cell import Cell
-from rnn_jax._src.scan import scan_steps
+from rnn_jax._src.cell import Cell, project_all
+from rnn_jax._src.diagnostics.manual import lag_jacobians_manual
+from rnn_jax._src.diagnostics.states import _check_sequence, flat_step, initial_state, trajectory
 
 METHODS = ("vjp", "jacrev", "manual")
-
-
-def _check_sequence(cell: Cell, xs: jax.Array) -> jax.Array:
-    xs = jnp.asarray(xs)
-    if xs.ndim != 2 or xs.shape[-1] != cell.input_size:
-        raise ValueError(f"xs must be one sequence of shape (T, {cell.input_size}), got "
-                         f"{xs.shape}; use jax.vmap for a batch")
-    return xs
-
-
-def _param_dtype(params: Any):
-    leaves = [x for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.floating)]
-    return leaves[0].dtype if leaves else jnp.float32
-
-
-def initial_state(cell: Cell, params: Any, carry0: Any = None) -> Any:
-    """``carry0``, or the cell's zero carry in the dtype of ``params``."""
-    return cell.initial_carry((), _param_dtype(params)) if carry0 is None else carry0
-
-
-def trajectory(cell: Cell, params: Any, xs: jax.Array, carry0: Any = None):
-    """The forward pass, keeping every state.
-
-    Returns:
-      ``(states, xps)``: ``states`` is the flattened carry at ``t = 0..T``, shape ``(T+1, n)``
-      (``states[0]`` is ``carry0``); ``xps`` the input projections, ``(T, ...)``.
-    """
-    xs = _check_sequence(cell, xs)
-    carry0 = initial_state(cell, params, carry0)
-    flat0, _ = ravel_pytree(carry0)
-    _, carries = scan_steps(cell, params, xs, carry0, None, wrap_step=_emit_carry)  # the one loop
-    states = jax.vmap(lambda c: ravel_pytree(c)[0])(carries)
-    return jnp.concatenate([flat0[None], states], axis=0), cell.project(params, xs)
-
-
-def _emit_carry(step: Callable) -> Callable:
-    """A ``scan_steps`` step that outputs the new carry instead of ``y``."""
-    def wrapped(carry, inp):
-        new, _ = step(carry, inp)
-        return new, new
-
-    return wrapped
-
-
-def flat_step(cell: Cell, params: Any, carry0: Any = None) -> Callable:
-    """``F(h, xp) -> h'``: one ``cell.recur`` on the flattened carry."""
-    _, unravel = ravel_pytree(initial_state(cell, params, carry0))
-
-    def f(flat: jax.Array, xp: jax.Array) -> jax.Array:
-        return ravel_pytree(cell.recur(params, unravel(flat), xp)[0])[0]
-
-    return f
 
 
 def step_jacobians(cell: Cell, params: Any, xs: jax.Array, carry0: Any = None) -> jax.Array:
@@ -143,7 +92,6 @@ def lag_jacobians(cell: Cell, params: Any, xs: jax.Array, carry0: Any = None, *,
     if method == "jacrev":
         return _lag_jacobians_jacrev(cell, params, xs, carry0)
     if method == "manual":
-        from rnn_jax._src.diagnostics.manual import lag_jacobians_manual
         return lag_jacobians_manual(cell, params, xs, carry0)
     raise ValueError(f"method={method!r} is not one of {list(METHODS)}")
 
@@ -202,7 +150,7 @@ def state_gradients(cell: Cell, params: Any, xs: jax.Array, loss_fn: Callable[[j
     flat0, unravel = ravel_pytree(carry0)
     if cell.name not in ("elman", "gru", "jordan", "lstm"):
         raise NotImplementedError(f"state_gradients does not know the output of a {cell.name} cell")
-    xps = cell.project(params, xs)
+    xps = project_all(cell, params, xs)
 
     def loss_of(eps):
         def step(c, inp):

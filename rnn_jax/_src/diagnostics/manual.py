@@ -1,6 +1,6 @@
-"""The same diagnostics from the hand-written BPTT (:mod:`rnn_jax._src.bptt`), no autodiff.
+"""The same diagnostics from the hand-written backward steps of the cells, no autodiff.
 
-Each cell's manual backward step ``bwd.step(params, carry, xp, δcarry, δy) -> (δcarry_prev, …)``
+Each cell's manual backward step ``Backward.step(params, carry, pre, δcarry, δy) -> (δcarry_prev, …)``
 is the pullback of one step. Pulling the standard basis of the final state back through it,
 one step at a time, gives the rows of every ``∂h_T/∂h_k`` (this is BPTT with upstream gradient
 ``e_i`` on ``h_T``, for every ``i`` at once); pulling back ``∂L/∂y_t`` gives ``∂L/∂h_t``.
@@ -17,12 +17,17 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from rnn_jax._src.cell import Cell
-from rnn_jax._src.diagnostics.jacobians import _check_sequence, initial_state, trajectory
+from rnn_jax._src.bptt import bptt
+from rnn_jax._src.cell import backward_of
+from rnn_jax._src.diagnostics.states import _check_sequence, initial_state, saved, trajectory
 
 
 def _backward_step(cell: Cell):
-    from rnn_jax._src.bptt.registry import backward_for
-    return backward_for(cell).step
+    b = backward_of(cell)
+    if b is None:
+        raise ValueError(f"the {cell.name!r} cell has no hand-written backward step; use "
+                         "method='vjp' or 'jacrev'")
+    return b.step
 
 
 def _output_part(cell: Cell, carry: Any) -> Any:
@@ -35,18 +40,19 @@ def lag_jacobians_manual(cell: Cell, params: Any, xs: jax.Array, carry0: Any = N
     step = _backward_step(cell)
     carry0 = initial_state(cell, params, carry0)
     flat0, unravel = ravel_pytree(carry0)
-    states, xps = trajectory(cell, params, xs, carry0)
+    states, _ = trajectory(cell, params, xs, carry0)
+    pres = saved(cell, params, xs, carry0)[3]
     eye = jnp.eye(flat0.size, dtype=flat0.dtype)
     dy = jnp.zeros((cell.output_size,), flat0.dtype)
 
     def back(rows, inp):
-        h_prev, xp = inp
+        h_prev, pre = inp
         carry = unravel(h_prev)
-        pull = lambda r: ravel_pytree(step(params, carry, xp, unravel(r), dy)[0])[0]  # noqa: E731
+        pull = lambda r: ravel_pytree(step(params, carry, pre, unravel(r), dy)[0])[0]  # noqa: E731
         rows = jax.vmap(pull)(rows)
         return rows, rows
 
-    _, ms = jax.lax.scan(back, eye, (states[:-1], xps), reverse=True)
+    _, ms = jax.lax.scan(back, eye, (states[:-1], pres), reverse=True)
     return jnp.concatenate([ms, eye[None]], axis=0)
 
 
@@ -60,7 +66,8 @@ def state_gradients_manual(cell: Cell, params: Any, xs: jax.Array,
     step = _backward_step(cell)
     carry0 = initial_state(cell, params, carry0)
     _, unravel = ravel_pytree(carry0)
-    states, xps = trajectory(cell, params, xs, carry0)
+    states, _ = trajectory(cell, params, xs, carry0)
+    pres = saved(cell, params, xs, carry0)[3]
     ys = jax.vmap(lambda s: _output_part(cell, unravel(s)))(states[1:])
     dys = jax.grad(loss_fn)(ys)
 
@@ -72,13 +79,13 @@ def state_gradients_manual(cell: Cell, params: Any, xs: jax.Array,
         return ravel_pytree(dc)[0]
 
     def back(dc, inp):
-        h_prev, xp, dy = inp
+        h_prev, pre, dy = inp
         out = total(dc, dy)
-        dc_prev = step(params, unravel(h_prev), xp, dc, dy)[0]
+        dc_prev = step(params, unravel(h_prev), pre, dc, dy)[0]
         return dc_prev, out
 
     dc_T = jax.tree.map(jnp.zeros_like, carry0)
-    _, grads = jax.lax.scan(back, dc_T, (states[:-1], xps, dys), reverse=True)
+    _, grads = jax.lax.scan(back, dc_T, (states[:-1], pres, dys), reverse=True)
     return grads
 
 
@@ -88,8 +95,6 @@ def jacobian_via_bptt(cell: Cell, params: Any, xs: jax.Array, k: int, carry0: An
     Row ``i`` is ``bptt``'s gradient of the initial carry when the sequence ``xs[k:]`` starts
     from ``h_k`` and the upstream gradient is ``e_i`` on the final carry and zero on the outputs.
     """
-    from rnn_jax._src.bptt.manual import bptt
-
     xs = _check_sequence(cell, xs)
     carry0 = initial_state(cell, params, carry0)
     flat0, unravel = ravel_pytree(carry0)

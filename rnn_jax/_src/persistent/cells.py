@@ -1,7 +1,7 @@
 """rnn_jax's LSTM and GRU as the persistent kernels see them: elementwise functions on chunks.
 
 The equations are the cells' (:func:`rnn_jax.lstm`, :func:`rnn_jax.gru`) and their backward
-steps those of :mod:`rnn_jax._src.bptt.lstm` and :mod:`rnn_jax._src.bptt.gru`, written on
+steps those of :mod:`rnn_jax._src.cells.lstm` and :mod:`rnn_jax._src.cells.gru`, written on
 lists of gate chunks because a kernel cannot concatenate or slice the arrays it holds. Every
 argument is a ``(bt, hc)`` float32 chunk (``vec`` entries ``(1, hc)``).
 """
@@ -13,9 +13,8 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from rnn_jax._src.bptt.common import derivative, function
-from rnn_jax._src.bptt.registry import has_backward
-from rnn_jax._src.cell import Cell
+from rnn_jax._src.activations import derivative, function
+from rnn_jax._src.cell import Cell, backward_of
 from rnn_jax._src.params import LSTMCarry
 from rnn_jax._src.persistent.kernels import CellKernel
 
@@ -25,7 +24,7 @@ BOUNDED = ("tanh", "sigmoid")   # activations with values in [-1, 1]
 
 def lstm_kernel(cell: Cell) -> CellKernel:
     """``a_k = xp_k + W_hk h``; ``c' = σ(a_f) c + σ(a_i) φ_c(a_g)``, ``h' = σ(a_o) φ_h(c')``;
-    saves ``a``. Backward as :mod:`rnn_jax._src.bptt.lstm` without peepholes or projection:
+    saves ``a``. Backward as :mod:`rnn_jax._src.cells.lstm` without peepholes or projection:
     ``δa_o = σ'(a_o) δh φ_h(c')``, ``c̄ = δc + φ_h'(c') o δh``, ``δa_i = σ'(a_i) c̄ g``,
     ``δa_f = σ'(a_f) c̄ c``, ``δa_g = φ_c'(a_g) c̄ i``, ``δc_prev = f c̄``."""
     opts = cell.options
@@ -59,7 +58,7 @@ def lstm_kernel(cell: Cell) -> CellKernel:
 def gru_kernel(cell: Cell) -> CellKernel:
     """Reset after (PyTorch/cuDNN): ``r = σ(x_r + W_hr h)``, ``z = σ(x_z + W_hz h)``,
     ``u = W_hn h + b_hn``, ``n = tanh(x_n + r u)``, ``h' = (1 - z) n + z h``; saves
-    ``[a_r, a_z, W_hn h]``. Backward as :mod:`rnn_jax._src.bptt.gru`: ``δa_n = (1 - n²)(1 - z)
+    ``[a_r, a_z, W_hn h]``. Backward as :mod:`rnn_jax._src.cells.gru`: ``δa_n = (1 - n²)(1 - z)
     δh'``, ``δa_z = z(1 - z)(h - n) δh'``, ``δu = r δa_n``, ``δa_r = r(1 - r) u δa_n``; the
     carry's gradient is ``z δh' + W_hh^T [δa_r, δa_z, δu]``."""
 
@@ -88,7 +87,7 @@ def gru_kernel(cell: Cell) -> CellKernel:
 
 def unsupported(cell: Cell) -> Optional[str]:
     """Why ``cell`` has no persistent kernel, or None when it has one."""
-    if cell.name not in KERNELS or not has_backward(cell):
+    if cell.name not in KERNELS or backward_of(cell) is None:
         return (f"cell {cell.name!r}: persistent kernels exist for rnn_jax's own "
                 f"{sorted(KERNELS)} cells")
     opts = cell.options
@@ -119,7 +118,7 @@ def from_list(cell: Cell, arrays) -> Any:
 
 
 def local(cell: Cell, dm: Any) -> Any:
-    """The ``local`` that the cell's ``bwd.recur_grads`` reads, from the kernel's ``dm``
+    """The ``local`` that the cell's ``Backward.grads`` reads, from the kernel's ``dm``
     (``(T, B, G·H)``): the GRU's ``[δa_r, δa_z, δu]``; nothing for an LSTM without peepholes
     or projection."""
     return (None, None) if cell.name == "lstm" else dm

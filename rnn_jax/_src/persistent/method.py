@@ -3,7 +3,7 @@
 Forward: ``xp = cell.project(params, xs)`` for all steps (one matmul), then the persistent
 kernel (:mod:`rnn_jax._src.persistent.kernels`) runs the T steps and saves the carries and
 pre-activations. Backward (a ``jax.custom_vjp``): the reverse kernel yields ``δxp`` per step,
-then the cell's hand-written weight gradients (:mod:`rnn_jax._src.bptt`) are the same large
+then the cell's hand-written weight gradients (``Backward.grads``) are the same large
 contractions :class:`rnn_jax.ManualBPTT` does after its backward scan. Gradients therefore
 equal ``ManualBPTT``'s and autodiff's to rounding.
 """
@@ -11,13 +11,13 @@ equal ``ManualBPTT``'s and autodiff's to rounding.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 
-from rnn_jax._src.bptt.registry import backward_for
-from rnn_jax._src.cell import Cell
+from rnn_jax._src.cell import Cell, backward_of, project_all
+from rnn_jax._src.gradients import GradientMethod, gradient_method
 from rnn_jax._src.persistent import cells as pc
 from rnn_jax._src.persistent.kernels import Config, backward, carry_scaled, forward, weights
 
@@ -34,11 +34,12 @@ def fits_on_chip(cell: Cell, dtype: Any) -> bool:
     return not Persistent(interpret=False).config(cell, dtype).stream
 
 
-class Persistent(NamedTuple):
+@gradient_method
+class Persistent(GradientMethod):
     """All T steps of the recurrence in one Pallas kernel (forward) and one for the backward
     pass: nothing is launched per time step. rnn_jax's default on a GPU wherever ``W_hh`` fits
     on chip (H <= 128; faster than the scan at every shape measured there, 1.1-2.3x on an
-    H100, :mod:`rnn_jax._src.tuning`). The idea is Diamos et al. 2016, "Persistent RNNs:
+    H100, benchmarks/README.md). The idea is Diamos et al. 2016, "Persistent RNNs:
     stashing recurrent weights on-chip" (ICML), which cuDNN's persistent kernels also follow.
 
     Covers rnn_jax's LSTM (no peepholes or projection; named activations) and GRU
@@ -94,9 +95,9 @@ class Persistent(NamedTuple):
                       operands="float16" if operands == "float16" else None)
 
     def scan(self, cell: Cell, params: Any, xs: jax.Array, carry: Any,
-             valid: Optional[jax.Array], *, reverse: bool, unroll: int,
-             resets: Optional[jax.Array] = None):
-        del unroll  # no loop is unrolled: the kernel has no per-step launch to save
+             valid: Optional[jax.Array], resets: Optional[jax.Array], *, reverse: bool,
+             plan: Any):
+        del plan  # no loop is unrolled: the kernel has no per-step launch to save
         why = pc.unsupported(cell) or (resets is not None and "resets")
         if why:
             raise ValueError(f"grad=Persistent() does not support {why}; use "
@@ -116,8 +117,8 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry, valid):
     """``(final, ys)`` of the run over ``xs (T, B, I)``, the batch padded to ``cfg.bt``;
     ``valid``: None or ``(T, B)`` booleans (``lengths``: past a sequence's end its carry is
     kept and its outputs are zero, and in reverse runs the steps before its end come first,
-    as in :func:`rnn_jax._src.scan.scan_steps`)."""
-    kern, bwd_cell = pc.kernel_for(cell), backward_for(cell)
+    as in :func:`rnn_jax._src.scan.loop`)."""
+    kern, bwd_cell = pc.kernel_for(cell), backward_of(cell)
     T, B, _ = xs.shape
     H, G = cell.hidden_size, kern.gates
     pad = -B % cfg.bt
@@ -127,7 +128,7 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry, valid):
         return jnp.pad(a, [(0, 0)] * (a.ndim - 2) + [(0, pad), (0, 0)]) if pad else a
 
     def project(params, xs):  # (T, G, Bp, H)
-        xp = cell.project(params, padded(xs))
+        xp = project_all(cell, params, padded(xs))
         return jnp.swapaxes(xp.reshape(T, Bp, G, H), 1, 2)
 
     def masks(valid, dtype):  # (T, Bp, 1), 0 past each sequence's end and for padding
@@ -178,9 +179,7 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry, valid):
         dxps = batch_first(dxp)
         local = pc.local(cell, batch_first(dm))
         carries = pc.from_list(cell, [p[:, :B] for p in prev])
-        d_rec = bwd_cell.recur_grads(params, carries, dxps, local)
-        d_proj, dxs = bwd_cell.project_grads(params, xs, dxps)
-        dparams = jax.tree.map(jnp.add, d_rec, d_proj)
+        dparams, dxs = bwd_cell.grads(params, xs, carries, dxps, local)
         dcarry = pc.from_list(cell, [d[:B] for d in d0])
         return dparams, dxs.astype(xs.dtype), dcarry, None
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax._src.bptt.manual import ManualBPTT
+from rnn_jax._src.manual import ManualBPTT
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.cells.elman import elman
 from rnn_jax._src.cells.gru import gru
@@ -33,7 +33,7 @@ from rnn_jax._src.cells.jordan import jordan
 from rnn_jax._src.cells.lstm import lstm
 from rnn_jax._src.gradients import Autodiff
 from rnn_jax._src.runner import run
-from rnn_jax._src.scan import scan_steps
+from rnn_jax._src.scan import cell_step
 
 AUTODIFF_TOL = 1e-10   # manual vs jax.grad, float64
 FD_TOL = 1e-6          # manual vs central differences (eps = 1e-5), float64
@@ -77,19 +77,19 @@ CASES: tuple[Case, ...] = (
          lambda i, h, d: jordan(i, h, 3, activation=_softsign, output_activation=_sin, dtype=d)),
     Case("lstm", "plain", lambda i, h, d: lstm(i, h, dtype=d)),
     Case("lstm", "peephole", lambda i, h, d: lstm(i, h, peephole=True, dtype=d)),
-    Case("lstm", "proj_size=2", lambda i, h, d: lstm(i, h, proj_size=2, dtype=d)),
+    Case("lstm", "proj_size=2", lambda i, h, d: lstm(i, max(h, 4), proj_size=2, dtype=d)),
     Case("lstm", "peephole proj_size=2",
-         lambda i, h, d: lstm(i, h, peephole=True, proj_size=2, dtype=d)),
+         lambda i, h, d: lstm(i, max(h, 4), peephole=True, proj_size=2, dtype=d)),
     Case("lstm", "cell=relu output=identity",
          lambda i, h, d: lstm(i, h, cell_activation="relu", output_activation="identity", dtype=d)),
     Case("lstm", "peephole proj_size=3 gate,cell,output=custom",
-         lambda i, h, d: lstm(i, h, peephole=True, proj_size=3, gate_activation=_hard_gate,
+         lambda i, h, d: lstm(i, max(h, 4), peephole=True, proj_size=3, gate_activation=_hard_gate,
                               cell_activation=_sin, output_activation=_softsign, dtype=d)),
     Case("gru", "reset=after", lambda i, h, d: gru(i, h, dtype=d)),
     Case("gru", "reset=before", lambda i, h, d: gru(i, h, reset="before", dtype=d)),
     Case("elman", "activation=tanh truncate=3", lambda i, h, d: elman(i, h, dtype=d), truncate=3),
     Case("lstm", "peephole proj_size=2 truncate=2 clip=0.05",
-         lambda i, h, d: lstm(i, h, peephole=True, proj_size=2, dtype=d), truncate=2, clip=0.05),
+         lambda i, h, d: lstm(i, max(h, 4), peephole=True, proj_size=2, dtype=d), truncate=2, clip=0.05),
     Case("gru", "reset=after clip=0.02", lambda i, h, d: gru(i, h, dtype=d), clip=0.02),
     Case("gru", "reset=before truncate=4", lambda i, h, d: gru(i, h, reset="before", dtype=d),
          truncate=4),
@@ -110,25 +110,30 @@ def reference_scan(cell: Cell, params, xs, carry, valid, *, reverse: bool,
                    truncate: Optional[int] = None, clip: Optional[float] = None):
     """The forward pass whose ``jax.grad`` *defines* truncated / clipped BPTT.
 
-    ``scan_steps`` with a step that, at scan step ``s``, applies ``stop_gradient`` to the
+    The runner's masked step (one flat batch, time-major ``xs (T, B, I)``) that, at scan step ``s``, applies ``stop_gradient`` to the
     incoming carry when ``s > 0`` and ``s % truncate == 0``, then :func:`clip_gradient`.
     """
 
-    def wrap(step):
-        def wrapped(state, inp):
-            c, s = state
-            if truncate is not None:
-                cut = (s > 0) & (s % truncate == 0)
-                c = jax.tree.map(lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), c)
-            if clip is not None:
-                c = clip_gradient(c, clip)
-            c, y = step(c, inp)
-            return (c, s + 1), y
+    preact, finish = cell_step(cell)
 
-        return wrapped
+    def body(state, inp):
+        c, s = state
+        x, v = inp
+        if truncate is not None:
+            cut = (s > 0) & (s % truncate == 0)
+            c = jax.tree.map(lambda a: jnp.where(cut, jax.lax.stop_gradient(a), a), c)
+        if clip is not None:
+            c = clip_gradient(c, clip)
+        new, y = finish(params, c, preact(params, c, x))
+        if v is not None:
+            new = jax.tree.map(lambda n, o: jnp.where(v, n, o), new, c)
+            y = jnp.where(v, y, jnp.zeros((), y.dtype))
+        return (new, s + 1), y
 
-    (final, _), ys = scan_steps(cell, params, xs, (carry, jnp.zeros((), jnp.int32)), valid,
-                                reverse=reverse, wrap_step=wrap)
+    step = jax.vmap(body, in_axes=((0, None), (0, None if valid is None else 0)),
+                    out_axes=((0, None), 0))
+    (final, _), ys = jax.lax.scan(step, (carry, jnp.zeros((), jnp.int32)), (xs, valid),
+                                  reverse=reverse)
     return final, ys
 
 

@@ -1,0 +1,96 @@
+"""The planner: how :func:`rnn_jax.run` executes a cell, decided once per run from one table.
+
+Every run is time-major with one flat batch axis (:mod:`rnn_jax._src.scan`). What the planner
+decides changes speed only, never results:
+
+* ``unroll``: time steps per ``lax.scan`` iteration. On a CPU an iteration costs little, and
+  unrolling made forward+backward slower almost everywhere; on a GPU each iteration of a while
+  loop is a chain of kernel launches plus a trip to the host for the loop condition, several
+  microseconds, more than the arithmetic of an LSTM step at every benchmarked shape, and
+  unrolling 8 steps amortises it.
+* ``split``: whether a step takes its products with ``x`` and with the carry as one, where
+  the cell's ``Backward`` has that ``fused`` form (the LSTM's: one matmul over ``[x; h]``),
+  or apart, ``W_ih x`` then ``W_hh h``. One contraction over ``I + H`` beat two up to
+  ``H = 128`` and lost beyond, where each is already large and the concatenation costs more.
+* ``features_first_from``: the layout of a step over a batch of ``B`` sequences. Below it the
+  step of one sequence is mapped over the batch with ``jax.vmap`` (its arrays ``(B, F)``,
+  its products ``W Xᵀ`` through :func:`rnn_jax._src.cell.affine`); from it the step runs on
+  the batch as columns (``(F, B)`` arrays: gate blocks are contiguous rows, and no transpose
+  is needed between steps). On XLA CPU columns were faster from 64 sequences (forward 1.1-1.3x
+  at B=64) and mapping faster at 16 and below.
+* the default gradient method: :class:`rnn_jax.ManualBPTT` for every cell that has a
+  hand-written backward step (faster than autodiff at every benchmarked CPU and GPU shape, and
+  the accurate one in 16-bit dtypes, whose weight gradients it sums in single contractions);
+  :class:`rnn_jax.Autodiff` for other cells; on a GPU, :class:`rnn_jax.Persistent` (the
+  recurrence as one kernel) for the LSTM and GRU sizes it runs with ``W_hh`` on chip, in runs
+  without ``resets``, while float32 matmuls may run at TF32 precision.
+
+The measurements behind the table are in ``benchmarks/README.md``. A backend without a row gets
+the CPU's. ``run(..., unroll=..., grad=...)`` overrides the planner.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax._src.cell import Cell, backward_of
+from rnn_jax._src.gradients import Autodiff, GradientMethod
+from rnn_jax._src.manual import ManualBPTT
+
+
+class Row(NamedTuple):
+    """One backend's choices."""
+
+    unroll: int        # time steps per scan iteration
+    split_up_to: int   # hidden sizes up to which a forward step runs as its Backward splits it
+    features_first_from: int  # batches from which the step runs on the batch as columns
+    persistent: bool   # rnn_jax.Persistent may be the default gradient method
+
+
+TABLE: dict[str, Row] = {
+    "cpu": Row(unroll=1, split_up_to=128, features_first_from=32, persistent=False),
+    "gpu": Row(unroll=8, split_up_to=128, features_first_from=32, persistent=True),
+}
+
+
+class Plan(NamedTuple):
+    """How one run executes: ``unroll``, ``split``, ``features_first`` and the gradient method
+    ``grad``."""
+
+    unroll: int
+    split: bool
+    grad: GradientMethod
+    features_first: bool = False
+
+
+def backend(name: Optional[str] = None) -> str:
+    """``name``, or the backend JAX compiles for by default, as a key of :data:`TABLE`."""
+    name = jax.default_backend() if name is None else name
+    return name if name in TABLE else "cpu"
+
+
+def plan(cell: Cell, dtype: Any = jnp.float32, *, batch: int = 1, resets: bool = False,
+         on: Optional[str] = None) -> Plan:
+    """The plan of a run of ``cell`` over ``batch`` sequences computing in ``dtype`` on backend
+    ``on`` (default: JAX's); ``resets``: whether the run has resets."""
+    row = TABLE[backend(on)]
+    ff = batch >= row.features_first_from
+    b = backward_of(cell)
+    split = b is not None and b.fused is not None and cell.hidden_size <= row.split_up_to
+    if row.persistent and not resets and _persistent_fits(cell, dtype):
+        from rnn_jax._src.persistent.method import Persistent
+        return Plan(row.unroll, split, Persistent(), ff)
+    grad = ManualBPTT() if b is not None else Autodiff()
+    return Plan(row.unroll, split, grad, ff)
+
+
+def _persistent_fits(cell: Cell, dtype: Any) -> bool:
+    """Whether the persistent kernel runs ``cell`` with ``W_hh`` on chip, and float32 matmuls
+    may be computed at TF32 precision (``jax_default_matmul_precision="highest"`` keeps the
+    scan, whose float32 matmuls then are exact)."""
+    from rnn_jax._src.persistent.method import fits_on_chip
+    precise = jax.config.jax_default_matmul_precision in ("highest", "float32")
+    return not precise and fits_on_chip(cell, dtype)

@@ -1,0 +1,106 @@
+"""The planner's choices, the gradient methods as static data under ``jax.jit``, and the
+clear errors of the runner and cells for options of the wrong type or value."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnn_jax
+
+CELLS = {"elman": rnn_jax.elman, "jordan": rnn_jax.jordan, "lstm": rnn_jax.lstm,
+         "gru": rnn_jax.gru}
+
+
+def test_plan_is_one_table_per_backend():
+    from rnn_jax._src.plan import TABLE
+
+    assert set(TABLE) == {"cpu", "gpu"}
+    for name, make in CELLS.items():
+        cell = make(3, 4)
+        for on in ("cpu", "tpu"):  # a backend without a row takes the CPU's
+            p = rnn_jax.plan(cell, on=on)   # the LSTM's step runs fused at H <= 128
+            assert p == rnn_jax.Plan(unroll=1, split=name == "lstm", grad=rnn_jax.ManualBPTT())
+        assert not rnn_jax.plan(make(3, 256)).split
+        assert rnn_jax.plan(cell, on="gpu").unroll == 8
+
+
+def test_gradient_methods_are_static_under_jit():
+    """The README's ``jax.jit(rnn_jax.run, static_argnums=0)`` works with any ``grad=``, and
+    with ``reverse``/``time_major`` given as ``static_argnames``."""
+    cell = rnn_jax.lstm(3, 4)
+    params = cell.init(jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
+    f = jax.jit(rnn_jax.run, static_argnums=0, static_argnames=("reverse", "time_major"))
+    for grad in (rnn_jax.ManualBPTT(truncate=3), rnn_jax.ManualBPTT(clip=0.5),
+                 rnn_jax.Checkpointed(), rnn_jax.Autodiff()):
+        _, ys = f(cell, params, xs, grad=grad, reverse=True)
+        _, want = rnn_jax.run(cell, params, xs, grad=grad, reverse=True)
+        np.testing.assert_allclose(ys, want, rtol=1e-6, atol=1e-6)
+    assert jax.tree.leaves(rnn_jax.ManualBPTT(truncate=3)) == []
+    g = jax.jit(jax.grad(lambda p, m: jnp.sum(rnn_jax.run(cell, p, xs, grad=m)[1] ** 2)))
+    d3 = g(params, rnn_jax.ManualBPTT(truncate=3))
+    d_full = g(params, rnn_jax.ManualBPTT())
+    assert float(jnp.max(jnp.abs(d3.w_hh - d_full.w_hh))) > 1e-6   # truncate really applied
+    with pytest.raises(TypeError, match="static_argnames"):
+        jax.jit(rnn_jax.run, static_argnums=0)(cell, params, xs, reverse=True)
+
+
+@pytest.mark.parametrize("kw,err,match", [
+    ({"reverse": "no"}, TypeError, "reverse must be True or False"),
+    ({"time_major": 1}, TypeError, "time_major must be True or False"),
+    ({"grad": rnn_jax.ManualBPTT}, TypeError, r"grad=rnn_jax.ManualBPTT\(\), not the class"),
+    ({"grad": "manual"}, TypeError, "grad must be a gradient method"),
+    ({"unroll": 0}, ValueError, "unroll must be a positive int"),
+])
+def test_runner_options_of_the_wrong_type(kw, err, match):
+    cell = rnn_jax.gru(3, 4)
+    with pytest.raises(err, match=match):
+        rnn_jax.run(cell, cell.init(jax.random.key(0)), jnp.zeros((2, 5, 3)), **kw)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"truncate": 0}, "truncate"), ({"truncate": "3"}, "truncate"), ({"truncate": True}, "truncate"),
+    ({"clip": "1"}, "clip"), ({"clip": 0}, "clip"), ({"clip": float("nan")}, "clip"),
+])
+def test_manual_bptt_options(kw, match):
+    with pytest.raises(ValueError, match=match):
+        rnn_jax.ManualBPTT(**kw)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: rnn_jax.lstm(3, 4, forget_bias=float("nan")), "forget_bias must be finite"),
+    (lambda: rnn_jax.lstm(3, 4, forget_bias="1"), "forget_bias must be a real number"),
+    (lambda: rnn_jax.lstm(3, 4, proj_size=4), "proj_size must be smaller than hidden_size=4"),
+    (lambda: rnn_jax.lstm(3, 4, proj_size=5), "proj_size must be smaller"),
+    (lambda: rnn_jax.lstm(3, 4, peephole="yes"), "peephole must be True or False"),
+    (lambda: rnn_jax.gru(3, 4, reset="middle"), "reset='middle' is not one of"),
+])
+def test_cell_options(make, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        make()
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("grad", [rnn_jax.Autodiff(), rnn_jax.Checkpointed(),
+                                  rnn_jax.ManualBPTT()], ids=["autodiff", "ckpt", "manual"])
+def test_nan_and_inf_padding_never_reach_values_or_gradients(name, grad):
+    cell = CELLS[name](3, 4)
+    params = cell.init(jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(1), (3, 6, 3))
+    lengths = jnp.array([6, 2, 0])
+    poisoned = xs.at[1, 2:].set(jnp.nan).at[2].set(jnp.inf)
+
+    def loss(p, x, reverse):
+        c, ys = rnn_jax.run(cell, p, x, lengths=lengths, reverse=reverse, grad=grad)
+        return jnp.sum(ys ** 2) + sum(jnp.sum(l) for l in jax.tree.leaves(c))
+
+    for reverse in (False, True):
+        want = jax.grad(loss, (0, 1))(params, xs, reverse)
+        got = jax.grad(loss, (0, 1))(params, poisoned, reverse)
+        assert float(loss(params, poisoned, reverse)) == pytest.approx(
+            float(loss(params, xs, reverse)), rel=1e-6)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            assert bool(jnp.all(jnp.isfinite(a)))
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert float(jnp.max(jnp.abs(got[1][1, 2:]))) == 0.0   # no gradient into padding
