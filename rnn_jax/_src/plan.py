@@ -39,6 +39,7 @@ import jax.numpy as jnp
 from rnn_jax._src.cell import Cell, backward_of
 from rnn_jax._src.gradients import Autodiff, GradientMethod
 from rnn_jax._src.manual import ManualBPTT
+from rnn_jax._src.persistent.method import Persistent, fits_on_chip
 
 
 class Row(NamedTuple):
@@ -81,7 +82,6 @@ def plan(cell: Cell, dtype: Any = jnp.float32, *, batch: int = 1, resets: bool =
     b = backward_of(cell)
     split = b is not None and b.fused is not None and cell.hidden_size <= row.split_up_to
     if row.persistent and not resets and _persistent_fits(cell, dtype):
-        from rnn_jax._src.persistent.method import Persistent
         return Plan(row.unroll, split, Persistent(), ff)
     grad = ManualBPTT() if b is not None else Autodiff()
     return Plan(row.unroll, split, grad, ff)
@@ -91,6 +91,5 @@ def _persistent_fits(cell: Cell, dtype: Any) -> bool:
     """Whether the persistent kernel runs ``cell`` with ``W_hh`` on chip, and float32 matmuls
     may be computed at TF32 precision (``jax_default_matmul_precision="highest"`` keeps the
     scan, whose float32 matmuls then are exact)."""
-    from rnn_jax._src.persistent.method import fits_on_chip
     precise = jax.config.jax_default_matmul_precision in ("highest", "float32")
     return not precise and fits_on_chip(cell, dtype)

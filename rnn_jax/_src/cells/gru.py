@@ -96,8 +96,8 @@ def gru(
         dh = z * dh_bar
         if after:
             da_r = r * (1 - r) * (acts[3 * H:] * da_n)
-            local = jnp.concatenate([da_r, da_z, r * da_n])   # δ(W_hh h + b_hh)
-            dh = dh + linear_t(p.w_hh, local)
+            local = r * da_n                                   # δu
+            dh = dh + linear_t(p.w_hh, jnp.concatenate([da_r, da_z, local]))
         else:
             drh = linear_t(p.w_hh[2 * H:], da_n)
             da_r = r * (1 - r) * (h * drh)
@@ -107,8 +107,9 @@ def gru(
 
     def grads(p: GRUParams, xs, h, dxp, local):
         db = lead_sum(dxp)
-        if after:  # local = [δa_r, δa_z, δu]: one contraction for all of W_hh
-            w_hh, b_hh = outer_sum(local, h), lead_sum(local)
+        if after:  # local = δu: δ(W_hh h + b_hh) = [δa_r, δa_z, δu], one contraction
+            d_hh = jnp.concatenate([dxp[..., :2 * H], local], axis=-1)
+            w_hh, b_hh = outer_sum(d_hh, h), lead_sum(d_hh)
         else:      # local = r ⊙ h
             w_hh = jnp.concatenate([outer_sum(dxp[..., :2 * H], h),
                                     outer_sum(dxp[..., 2 * H:], local)])

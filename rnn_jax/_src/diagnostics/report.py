@@ -18,7 +18,7 @@ from rnn_jax._src.cell import Cell
 from rnn_jax._src.cells.elman import elman, irnn
 from rnn_jax._src.cells.gru import gru
 from rnn_jax._src.cells.lstm import lstm
-from rnn_jax._src.diagnostics import spectra
+import rnn_jax._src.diagnostics.spectra as spectra
 from rnn_jax._src.diagnostics.jacobians import jacobian_norms
 
 

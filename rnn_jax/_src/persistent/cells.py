@@ -119,9 +119,9 @@ def from_list(cell: Cell, arrays) -> Any:
 
 def local(cell: Cell, dm: Any) -> Any:
     """The ``local`` that the cell's ``Backward.grads`` reads, from the kernel's ``dm``
-    (``(T, B, G·H)``): the GRU's ``[δa_r, δa_z, δu]``; nothing for an LSTM without peepholes
+    (``(T, B, G·H)``): the GRU's ``δu`` (its last block); nothing for an LSTM without peepholes
     or projection."""
-    return (None, None) if cell.name == "lstm" else dm
+    return (None, None) if cell.name == "lstm" else dm[..., 2 * cell.hidden_size:]
 
 
 def vectors(cell: Cell, params: Any) -> list:
