@@ -3,18 +3,23 @@
 One tiny problem (B=2, T=5, I=3, H=4), one repetition, every cell, both passes. The harness
 maps rnn_jax's PyTorch-layout weights into flax, Equinox and PyTorch layouts and back, so the
 peers' outputs and gradients agreeing with rnn_jax checks rnn_jax and the conversions against
-three independent implementations. No timing is asserted.
+three independent implementations. ``--baseline`` is run with this checkout as the other one:
+a second, separately imported copy of the package that must agree exactly. No timing is
+asserted.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import pathlib
+import sys
 
 import jax
 import pytest
 
-from rnn_jax._src.bench import harness, report
+import rnn_jax
+from rnn_jax._src.bench import harness, ours, report
 from rnn_jax._src.bench.spec import CELLS, TINY_SHAPE
 from rnn_jax._src.cli import main as cli_main
 
@@ -26,6 +31,7 @@ REQUIRED_KEYS = {"cell", "impl", "shape", "pass", "median_ms", "compile_s"}
 # float32 matmuls run as TF32 on a GPU's tensor cores by default, in JAX and in cuDNN alike
 # (about 4e-4 apart on an H100); on a CPU they are exact float32.
 SAME_METHOD_TOL, PEER_TOL = (1e-5, 1e-4) if jax.default_backend() == "cpu" else (3e-3, 3e-3)
+ROOT = pathlib.Path(__file__).resolve().parents[1]  # this checkout, as a --baseline
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +93,51 @@ def test_json_and_markdown(result, tmp_path):
 
 def test_cli_subcommand_writes_outputs(tmp_path):
     code = cli_main(["bench", "--cells", "elman", "--passes", "fwd", "--shapes", "2x3x2x3",
-                     "--reps", "1", "--peers", "", "--out", str(tmp_path)])
+                     "--reps", "1", "--peers", "", "--out", str(tmp_path),
+                     "--baseline", str(ROOT)])
     assert code == 0
     records = json.loads((tmp_path / "bench.json").read_text())["records"]
-    assert {r["impl"] for r in records} >= {"rnn_jax", "floor:scan"}
-    assert (tmp_path / "bench.md").read_text().startswith("## Environment")
+    assert {r["impl"] for r in records} >= {"rnn_jax", "baseline", "floor:scan"}
+    text = (tmp_path / "bench.md").read_text()
+    assert text.startswith("## Environment")
+    assert "- Baseline (variant `baseline`)" in text and f"--baseline {ROOT}" in text
+
+
+def _own_modules():
+    return {k: m for k, m in sys.modules.items() if k == "rnn_jax" or k.startswith("rnn_jax.")}
+
+
+def test_load_checkout_imports_a_second_package_beside_the_current_one():
+    before = _own_modules()
+    checkout = ours.load_checkout(str(ROOT))
+    assert checkout.core is not rnn_jax and checkout.core.run is not rnn_jax.run
+    assert checkout.modules["rnn_jax"] is checkout.core
+    assert _own_modules() == before  # the current package is back, module for module
+    with checkout.imported() as core:
+        import rnn_jax as inner  # the import under test
+
+        assert inner is core is checkout.core
+    assert sys.modules["rnn_jax"] is rnn_jax and _own_modules() == before
+
+
+def test_load_checkout_rejects_a_directory_without_rnn_jax(tmp_path):
+    with pytest.raises(ValueError, match="no rnn_jax package"):
+        ours.load_checkout(str(tmp_path))
+
+
+def test_baseline_checkout_is_timed_and_agrees_with_rnn_jax():
+    options = harness.Options(cells=("lstm", "gru"), shapes=(TINY_SHAPE,), reps=2, peers=(),
+                              impls=("rnn_jax",), baseline=str(ROOT))
+    result = harness.run_benchmark(options, log=lambda s: None)
+    assert result["environment"]["baseline"]["path"] == str(ROOT)
+    assert sys.modules["rnn_jax"] is rnn_jax
+    baseline = [r for r in result["records"] if r["impl"] == "baseline"]
+    assert {(r["cell"], r["pass"]) for r in baseline} == {
+        (c, p) for c in ("lstm", "gru") for p in ("fwd", "fwdbwd")}
+    for r in baseline:
+        assert r["reps"] == 2 and r["median_ms"] > 0
+        assert r["rel_error_vs_rnn_jax"] < SAME_METHOD_TOL, r
+        assert "rnn_jax" in r["ratios"]
 
 
 def test_impls_filter_skips_compiling_unselected_variants(monkeypatch):

@@ -1,7 +1,8 @@
 """The machine, library versions and allocator/threading settings a result came from.
 
-Allocator settings moved PyTorch's CPU timings by up to 1.8x on the reference machine, so
-every table records them.
+Allocator (``MALLOC_*``, ``GLIBC_TUNABLES``, ``LD_PRELOAD``) and threading (``OMP_*``,
+``MKL_*``) settings change PyTorch's CPU timings, and ``XLA_FLAGS`` JAX's, so every report records
+them.
 """
 
 from __future__ import annotations

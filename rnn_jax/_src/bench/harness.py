@@ -4,7 +4,8 @@ A *group* is one (cell, shape, pass). All its variants (rnn_jax, its peers and t
 references) are compiled first (compile time kept apart), warmed up, then timed round-robin:
 repetition ``r`` runs every variant once, starting from a position rotated by ``r``, so that
 drift of the machine hits all variants alike. Each variant's figure is its median over the
-repetitions.
+repetitions. With ``Options.baseline``, the default ``run`` of the rnn_jax package of another
+checkout joins every group as the variant ``baseline`` (:func:`ours.load_checkout`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ _PEER_PACKAGES = {"flax": "flax", "equinox": "equinox", "torch": "torch"}
 
 
 class Options(NamedTuple):
-    """What to run. ``impls``: keep only variants whose name starts with one of these."""
+    """What to run. ``impls``: keep only variants whose name starts with one of these (rnn_jax's
+    default, the floors and the baseline are always kept). ``baseline``: a checkout directory
+    whose rnn_jax package is timed as the variant ``baseline``."""
 
     cells: tuple[str, ...] = ("lstm", "gru", "elman")
     shapes: tuple[tuple[int, int, int, int], ...] = SHAPES
@@ -41,6 +44,7 @@ class Options(NamedTuple):
     impls: Optional[tuple[str, ...]] = None
     check: bool = True
     seed: int = 0
+    baseline: Optional[str] = None
 
 
 def available_peers(peers: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
@@ -58,8 +62,10 @@ def available_peers(peers: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]
 
 def build(problem: Problem, pass_: str, peers: tuple[str, ...],
           core: Optional[ModuleType] = None,
-          impls: Optional[tuple[str, ...]] = None) -> list[Prepared]:
-    """Compiles every variant of one group: rnn_jax first, then peers, then the floors.
+          impls: Optional[tuple[str, ...]] = None,
+          baseline: Optional[ours.Checkout] = None) -> list[Prepared]:
+    """Compiles every variant of one group: rnn_jax first, then the baseline, the peers and the
+    floors.
 
     With ``impls``, rnn_jax variants and peers that no prefix can select are not compiled
     (:func:`_keep` then drops the rest of the unselected variants).
@@ -68,6 +74,8 @@ def build(problem: Problem, pass_: str, peers: tuple[str, ...],
         return impls is None or name.startswith(impls) or any(p.startswith(name) for p in impls)
 
     prepared = ours.prepare(problem, pass_, core, keep=lambda impl: impl == "rnn_jax" or wanted(impl))
+    if baseline is not None:
+        prepared.append(ours.prepare_baseline(problem, pass_, baseline))
     for peer in peers:
         if wanted(peer):
             prepared += importlib.import_module(_PEER_MODULES[peer]).prepare(problem, pass_)
@@ -128,10 +136,10 @@ def summarise(problem: Problem, pass_: str, prepared: list[Prepared],
 
 
 def _keep(prepared: list[Prepared], impls: Optional[tuple[str, ...]]) -> list[Prepared]:
-    """Filters by name prefix; rnn_jax's default and the floors are always kept."""
+    """Filters by name prefix; rnn_jax's default, the baseline and the floors are always kept."""
     if impls is None:
         return prepared
-    always = ("rnn_jax",) + floor.FLOOR_IMPLS
+    always = ("rnn_jax", ours.BASELINE) + floor.FLOOR_IMPLS
     return [p for p in prepared if p.impl in always or p.impl.startswith(impls)]
 
 
@@ -141,7 +149,11 @@ def run_benchmark(options: Options = Options(), core: Optional[ModuleType] = Non
     peers, notes = available_peers(options.peers)
     for note in notes:
         log(note)
+    baseline = None if options.baseline is None else ours.load_checkout(options.baseline)
     start, env = time.time(), environment()
+    if baseline is not None:
+        env["baseline"] = {"path": baseline.path, "commit": baseline.commit,
+                           "version": getattr(baseline.core, "__version__", None)}
     n = floor.peak_size()
     peak = floor.peak_gflops(options.dtype, n)
     records: list[dict[str, Any]] = []
@@ -149,7 +161,8 @@ def run_benchmark(options: Options = Options(), core: Optional[ModuleType] = Non
         for shape in options.shapes:
             problem = make_problem(cell, shape, options.dtype, options.seed)
             for pass_ in options.passes:
-                prepared = _keep(build(problem, pass_, peers, core, options.impls), options.impls)
+                prepared = _keep(build(problem, pass_, peers, core, options.impls, baseline),
+                                 options.impls)
                 errors = check_against_ours(prepared) if options.check else {}
                 times = time_interleaved(prepared, options.reps, options.warmup)
                 group = summarise(problem, pass_, prepared, times, errors)

@@ -1,23 +1,33 @@
-"""rnn_jax variants: ``rnn_jax.run`` with its defaults, the hoisted projection, each gradient method.
+"""rnn_jax variants: ``rnn_jax.run`` with its defaults, each gradient method, another checkout.
 
-``rnn_jax`` is the runner's default; ``rnn_jax:hoist`` computes the input projection for all
-steps before the scan; with backward, every gradient method the installed core exports
-(``rnn_jax:autodiff``, ``rnn_jax:checkpointed``, ``rnn_jax:manual``) is found with ``getattr``,
-so methods added later join automatically. A method that lowers to the same program as the
-default (e.g. ``Autodiff()`` while it is the default) is not timed twice.
+``rnn_jax`` is the runner's default. ``rnn_jax:hoist`` computes the input projection for all
+steps before the scan, when the core's ``Autodiff`` has that option. With backward, every
+gradient method the core exports (``rnn_jax:autodiff``, ``rnn_jax:checkpointed``,
+``rnn_jax:manual``) is found with ``getattr``, so methods added or removed later need no change
+here; a method that lowers to the same program as the default is not timed twice.
+
+``baseline`` is the default ``run`` of the rnn_jax package of another checkout
+(:func:`load_checkout`), timed beside the current one for an A/B of two versions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import os
+import subprocess
+import sys
 from types import ModuleType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
-from rnn_jax._src.bench.jaxprep import prepare_jax
+from rnn_jax._src.bench.jaxprep import jnp_dtype, prepare_jax
 from rnn_jax._src.bench.spec import Prepared, Problem
 
 # impl suffix -> name of the gradient-method class in the rnn_jax namespace
 GRAD_METHODS = {"autodiff": "Autodiff", "checkpointed": "Checkpointed", "manual": "ManualBPTT"}
+BASELINE = "baseline"
 _WEIGHTS = ("w_ih", "w_hh", "b_ih", "b_hh")
+_PACKAGE = "rnn_jax"
 
 
 def load_core(core: Optional[ModuleType] = None) -> ModuleType:
@@ -27,6 +37,89 @@ def load_core(core: Optional[ModuleType] = None) -> ModuleType:
     import rnn_jax
 
     return rnn_jax
+
+
+class Checkout(NamedTuple):
+    """The rnn_jax package of another checkout, imported beside the current one.
+
+    Attributes:
+      path: the checkout's directory (the one holding ``rnn_jax/__init__.py``).
+      core: its ``rnn_jax`` module.
+      modules: its ``rnn_jax*`` entries of ``sys.modules``; :meth:`imported` puts them back in
+        place while its functions are traced, so that imports inside them (the runner imports
+        some modules when called) resolve to this checkout, not to the current package.
+      commit: ``git rev-parse HEAD`` of the checkout (with ``-dirty`` when it has uncommitted
+        changes), ``None`` outside git.
+    """
+
+    path: str
+    core: ModuleType
+    modules: dict[str, ModuleType]
+    commit: Optional[str]
+
+    @contextlib.contextmanager
+    def imported(self) -> Iterator[ModuleType]:
+        """Within the block, ``import rnn_jax`` (and its submodules) is this checkout's."""
+        with _swapped(self.modules):
+            yield self.core
+
+
+def _own_modules() -> dict[str, ModuleType]:
+    return {name: m for name, m in sys.modules.items()
+            if name == _PACKAGE or name.startswith(_PACKAGE + ".")}
+
+
+@contextlib.contextmanager
+def _swapped(modules: dict[str, ModuleType]) -> Iterator[None]:
+    """Replaces every ``rnn_jax*`` entry of ``sys.modules`` by ``modules`` for the block; what
+    the block imports is added to ``modules``, and the original entries come back after."""
+    saved = _own_modules()
+    for name in saved:
+        del sys.modules[name]
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        modules.update(_own_modules())
+        for name in _own_modules():
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def _commit(path: str) -> Optional[str]:
+    try:
+        head = subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", path, "status", "--porcelain", "--", _PACKAGE],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
+def load_checkout(path: str) -> Checkout:
+    """Imports the ``rnn_jax`` package found in the directory ``path`` under its own name.
+
+    The current ``rnn_jax*`` modules are taken out of ``sys.modules``, ``path`` is put first on
+    ``sys.path`` and ``rnn_jax`` imported; then the current modules are restored, so both
+    packages live side by side in one process. Raises ``ValueError`` when ``path`` holds no
+    ``rnn_jax`` package.
+    """
+    path = os.path.abspath(path)
+    package = os.path.join(path, _PACKAGE)
+    if not os.path.isfile(os.path.join(package, "__init__.py")):
+        raise ValueError(f"no rnn_jax package in {path!r} (expected {package}/__init__.py)")
+    modules: dict[str, ModuleType] = {}
+    with _swapped(modules):
+        sys.path.insert(0, path)
+        try:
+            core = importlib.import_module(_PACKAGE)
+        finally:
+            sys.path.remove(path)
+    origin = os.path.dirname(os.path.abspath(core.__file__ or ""))
+    if origin != package:
+        raise ValueError(f"importing rnn_jax from {path!r} found {origin!r} instead")
+    return Checkout(path, core, modules, _commit(path))
 
 
 def grad_methods(core: ModuleType) -> dict[str, Any]:
@@ -68,6 +161,18 @@ def variants(core: ModuleType, pass_: str,
     return out
 
 
+def _grads_to_ours(g: Any) -> dict[str, Any]:
+    return {k: getattr(g, k) for k in _WEIGHTS}
+
+
+def _apply(core: ModuleType, cell: Any, method: Any) -> Callable[[Any, Any], Any]:
+    """``apply(params, xs) -> ys``: ``core.run`` with gradient method ``method``."""
+    def apply(p: Any, x: Any) -> Any:
+        return core.run(cell, p, x, grad=method)[1]
+
+    return apply
+
+
 def prepare(problem: Problem, pass_: str, core: Optional[ModuleType] = None,
             methods: Optional[tuple[str, ...]] = None,
             keep: Callable[[str], bool] = lambda impl: True) -> list[Prepared]:
@@ -75,25 +180,26 @@ def prepare(problem: Problem, pass_: str, core: Optional[ModuleType] = None,
     the default's is skipped."""
     import jax.numpy as jnp
 
-    from rnn_jax._src.bench.jaxprep import jnp_dtype
-
     core = load_core(core)
     cell, params = make_cell(core, problem)
-    xs = jnp.zeros(problem.xs.shape[:2] + (problem.xs.shape[2],), jnp_dtype(problem.dtype))
-
-    def grads_to_ours(g: Any) -> dict[str, Any]:
-        return {k: getattr(g, k) for k in _WEIGHTS}
-
+    xs = jnp.zeros(problem.xs.shape, jnp_dtype(problem.dtype))
     out, seen = [], set()
     for impl, method in variants(core, pass_, methods):
         if not keep(impl):
             continue
-        def apply(p: Any, x: Any, method: Any = method) -> Any:
-            return core.run(cell, p, x, grad=method)[1]
-
+        apply = _apply(core, cell, method)
         text = _hlo(apply, params, xs, pass_)
         if text in seen:
             continue
         seen.add(text)
-        out.append(prepare_jax(impl, problem, pass_, apply, params, grads_to_ours))
+        out.append(prepare_jax(impl, problem, pass_, apply, params, _grads_to_ours))
     return out
+
+
+def prepare_baseline(problem: Problem, pass_: str, checkout: Checkout) -> Prepared:
+    """The ``baseline`` variant: ``checkout``'s default ``run``, traced and compiled with that
+    checkout's modules in place (the compiled program then runs like any other variant)."""
+    with checkout.imported() as core:
+        cell, params = make_cell(core, problem)
+        return prepare_jax(BASELINE, problem, pass_, _apply(core, cell, None), params,
+                           _grads_to_ours)

@@ -63,6 +63,10 @@ def environment_md(result: dict[str, Any]) -> list[str]:
         "- Load average (1, 5, 15 min) at start: " + ", ".join(f"{x:.1f}" for x in env["load_avg"])
         + "; at end: " + ", ".join(f"{x:.1f}" for x in result.get("load_avg_end", env["load_avg"])),
     ]
+    if "baseline" in env:
+        b = env["baseline"]
+        lines.append(f"- Baseline (variant `baseline`): rnn_jax {b.get('version')} from {b['path']}, "
+                     f"commit {b.get('commit') or 'unknown'}")
     if "jax_device_kind" in env:
         lines.append(f"- JAX device: {env['jax_device_kind']}; default matmul precision "
                      f"{env.get('jax_default_matmul_precision')}")

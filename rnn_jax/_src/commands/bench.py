@@ -5,11 +5,14 @@ Examples::
     rnn-jax bench                                  # every cell and shape, float32, 10 reps
     rnn-jax bench --cells lstm --shapes 16x100x128x256 --reps 20
     rnn-jax bench --shapes tiny --reps 1 --out /tmp/smoke
+    git worktree add /tmp/base HEAD~1 && rnn-jax bench --baseline /tmp/base --peers ''
 
-Peers whose package is not installed are skipped with a note.
+Peers whose package is not installed are skipped with a note. ``--baseline PATH`` adds the
+variant ``baseline``: the default ``rnn_jax.run`` of the rnn_jax package in the checkout
+directory ``PATH``, imported beside the current one and timed in the same round-robin.
 
 PyTorch's OpenMP threads spin-wait between parallel regions by default; on a loaded machine
-that made ``torch.nn.LSTM`` 20-90x slower here and stole cores from the JAX variants timed
+that makes ``torch.nn.LSTM`` many times slower and takes cores from the JAX variants timed
 after it. Unless the caller set it, this command therefore sets ``OMP_WAIT_POLICY=PASSIVE``
 before PyTorch is imported; the environment section of every report records the value.
 """
@@ -42,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma list of flax,equinox,torch (empty string for none)")
     parser.add_argument("--impls", type=_csv, default=None,
                         help="keep only variants whose name starts with one of these prefixes")
+    parser.add_argument("--baseline", default=None, metavar="PATH",
+                        help="a checkout directory whose rnn_jax is timed as the variant 'baseline' "
+                             "(A/B of two versions in one process)")
     parser.add_argument("--no-check", action="store_true",
                         help="skip comparing every variant's outputs/gradients with rnn_jax's")
     parser.add_argument("--out", default="benchmarks/results",
@@ -64,6 +70,8 @@ def _argv(args: argparse.Namespace) -> list[str]:
              "--peers", ",".join(args.peers), "--out", args.out, "--name", args.name]
     if args.impls:
         words += ["--impls", ",".join(args.impls)]
+    if args.baseline:
+        words += ["--baseline", args.baseline]
     return words + (["--no-check"] if args.no_check else [])
 
 
@@ -74,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
 
     options = Options(cells=args.cells, shapes=_shapes(args.shapes), dtype=args.dtype,
                       reps=args.reps, warmup=args.warmup, passes=args.passes, peers=args.peers,
-                      impls=args.impls, check=not args.no_check)
+                      impls=args.impls, check=not args.no_check, baseline=args.baseline)
     result = run_benchmark(options)
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, args.name)
