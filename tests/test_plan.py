@@ -20,8 +20,8 @@ def test_plan_is_one_table_per_backend():
         cell = make(3, 4)
         for on in ("cpu", "tpu"):  # a backend without a row takes the CPU's
             p = rnn_jax.plan(cell, on=on)   # the LSTM's step runs fused at H <= 128
-            assert p == rnn_jax.Plan(unroll=1, split=name == "lstm", grad=rnn_jax.ManualBPTT())
-        assert not rnn_jax.plan(make(3, 256)).split
+            assert p == rnn_jax.Plan(unroll=1, fuse=name == "lstm", grad=rnn_jax.ManualBPTT())
+        assert not rnn_jax.plan(make(3, 256)).fuse
         assert rnn_jax.plan(cell, on="gpu").unroll == 8
 
 

@@ -4,7 +4,7 @@ Each method is a small frozen dataclass, registered with JAX as static data (no 
 so ``grad=rnn_jax.ManualBPTT(truncate=3)`` can be passed straight through ``jax.jit``. Its one
 function ``scan(cell, params, xs, carry, valid, resets, *, reverse, plan) -> (final, ys)``
 takes the runner's time-major, flat-batch inputs (:func:`rnn_jax._src.scan.loop`) and the
-planner's speed choices (:class:`rnn_jax.Plan`: ``unroll``, ``split``). The forward
+planner's speed choices (:class:`rnn_jax.Plan`). The forward
 values are identical for every method; only what is stored for the backward pass, and how the
 backward pass is computed, differ (Griewank & Walther 2008, ch. 12 on checkpointing).
 """
@@ -50,7 +50,7 @@ class Autodiff(GradientMethod):
 
     def scan(self, cell, params, xs, carry, valid, resets, *, reverse, plan):
         return loop(cell, params, xs, carry, valid, resets, reverse=reverse,
-                    unroll=plan.unroll, split=plan.split, features_first=plan.features_first)
+                    unroll=plan.unroll, fuse=plan.fuse, features_first=plan.features_first)
 
 
 @gradient_method
@@ -64,5 +64,5 @@ class Checkpointed(GradientMethod):
 
     def scan(self, cell, params, xs, carry, valid, resets, *, reverse, plan):
         return loop(cell, params, xs, carry, valid, resets, reverse=reverse,
-                    unroll=plan.unroll, split=plan.split, features_first=plan.features_first,
+                    unroll=plan.unroll, fuse=plan.fuse, features_first=plan.features_first,
                     checkpoint=True)

@@ -79,12 +79,12 @@ class ManualBPTT(GradientMethod):
         @jax.custom_vjp
         def run(params, xs, carry, valid, resets):
             return loop(cell, params, xs, carry, valid, resets, reverse=reverse, unroll=unroll,
-                        split=plan.split, features_first=ff)
+                        fuse=plan.fuse, features_first=ff)
 
         def fwd(params, xs, carry, valid, resets):
             final, ys, carries, pres = loop(cell, params, xs, carry, valid, resets,
                                             reverse=reverse, unroll=unroll, save=True,
-                                            features_first=ff)
+                                            fuse=plan.fuse, features_first=ff)
             return (final, ys), (params, xs, carries, pres, valid, resets)
 
         def bwd(res, cotangents):

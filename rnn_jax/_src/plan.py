@@ -8,7 +8,7 @@ decides changes speed only, never results:
   loop is a chain of kernel launches plus a trip to the host for the loop condition, several
   microseconds, more than the arithmetic of an LSTM step at every benchmarked shape, and
   unrolling 8 steps amortises it.
-* ``split``: whether a step takes its products with ``x`` and with the carry as one, where
+* ``fuse``: whether a step takes its products with ``x`` and with the carry as one, where
   the cell's ``Backward`` has that ``fused`` form (the LSTM's: one matmul over ``[x; h]``),
   or apart, ``W_ih x`` then ``W_hh h``. One contraction over ``I + H`` beat two up to
   ``H = 128`` and lost beyond, where each is already large and the concatenation costs more.
@@ -46,23 +46,23 @@ class Row(NamedTuple):
     """One backend's choices."""
 
     unroll: int        # time steps per scan iteration
-    split_up_to: int   # hidden sizes up to which a forward step runs as its Backward splits it
+    fuse_up_to: int    # hidden sizes up to which a step takes its two products as one
     features_first_from: int  # batches from which the step runs on the batch as columns
     persistent: bool   # rnn_jax.Persistent may be the default gradient method
 
 
 TABLE: dict[str, Row] = {
-    "cpu": Row(unroll=1, split_up_to=128, features_first_from=32, persistent=False),
-    "gpu": Row(unroll=8, split_up_to=128, features_first_from=32, persistent=True),
+    "cpu": Row(unroll=1, fuse_up_to=128, features_first_from=32, persistent=False),
+    "gpu": Row(unroll=8, fuse_up_to=128, features_first_from=32, persistent=True),
 }
 
 
 class Plan(NamedTuple):
-    """How one run executes: ``unroll``, ``split``, ``features_first`` and the gradient method
+    """How one run executes: ``unroll``, ``fuse``, ``features_first`` and the gradient method
     ``grad``."""
 
     unroll: int
-    split: bool
+    fuse: bool
     grad: GradientMethod
     features_first: bool = False
 
@@ -80,11 +80,11 @@ def plan(cell: Cell, dtype: Any = jnp.float32, *, batch: int = 1, resets: bool =
     row = TABLE[backend(on)]
     ff = batch >= row.features_first_from
     b = backward_of(cell)
-    split = b is not None and b.fused is not None and cell.hidden_size <= row.split_up_to
+    fuse = b is not None and b.fused is not None and cell.hidden_size <= row.fuse_up_to
     if row.persistent and not resets and _persistent_fits(cell, dtype):
-        return Plan(row.unroll, split, Persistent(), ff)
+        return Plan(row.unroll, fuse, Persistent(), ff)
     grad = ManualBPTT() if b is not None else Autodiff()
-    return Plan(row.unroll, split, grad, ff)
+    return Plan(row.unroll, fuse, grad, ff)
 
 
 def _persistent_fits(cell: Cell, dtype: Any) -> bool:

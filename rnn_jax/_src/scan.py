@@ -59,7 +59,7 @@ def to_rows(tree: Any, axis: int = 0) -> Any:
 
 def loop(cell: Cell, params: Any, xs: jax.Array, carry: Any, valid: Optional[jax.Array],
          resets: Optional[jax.Array], *, reverse: bool, unroll: int,
-         checkpoint: bool = False, save: bool = False, split: bool = True,
+         checkpoint: bool = False, save: bool = False, fuse: bool = False,
          features_first: bool = False):
     """Runs ``cell`` over ``xs``; returns ``(final_carry, ys)``, and with ``save=True``
     ``(final_carry, ys, carries, pres)``: the carry each step read (after its reset) and each
@@ -69,12 +69,12 @@ def loop(cell: Cell, params: Any, xs: jax.Array, carry: Any, valid: Optional[jax
     carry is kept unchanged and ``y = 0``. Scanning with ``reverse=True`` then starts each
     sequence at its own last valid step, which is what makes reversal padding-aware.
     ``checkpoint``: recompute each step in the backward pass (``jax.checkpoint``).
-    ``split``: take the step's products as one where the cell's ``Backward`` has a ``fused``
+    ``fuse``: take the step's products as one where the cell's ``Backward`` has a ``fused``
     form (:func:`cell_step`). ``features_first``: run the step on the batch as columns; the saved
     ``carries`` and ``pres`` are then ``(T, F, B)`` (the final carry and ``ys`` are batch first
     either way).
     """
-    preact, finish = cell_step(cell, save, split)
+    preact, finish = cell_step(cell, save, fuse)
 
     def one(c, x, v, r):                     # one sequence at one step
         c_in = zeros_where(r, c)
