@@ -2,8 +2,9 @@
 
 Autodiff through ``lax.scan`` sums each step's weight gradient into a bfloat16 carry, and over
 hundreds of steps the small increments are rounded away (20-80% off here, as flax's and
-Equinox's gradients were in the GPU benchmark). ``ManualBPTT`` computes the weight gradients as
-single contractions after the backward scan, which accumulate in float32. The reference is
+Equinox's gradients were in the GPU benchmark). ``ManualBPTT`` sums them in float32: as single
+contractions after the backward loop (a batch mapped), or in a float32 sum carried through the
+loop (columns, from 32 sequences). The reference is
 float32 arithmetic on the same bfloat16-rounded weights and inputs, so only the arithmetic's
 precision differs.
 """
@@ -17,7 +18,7 @@ import pytest
 import rnn_jax
 from rnn_jax._src.bench.harness import max_rel_error
 
-B, T, I, H = 4, 500, 8, 16
+T, I, H = 500, 8, 16
 WEIGHTS = ("w_ih", "w_hh", "b_ih", "b_hh")
 CELLS = {"lstm": rnn_jax.lstm, "gru": rnn_jax.gru, "elman": rnn_jax.elman}
 
@@ -29,8 +30,9 @@ def _grads(cell, params, xs, grad):
     return jax.jit(jax.grad(loss))(params, xs)
 
 
+@pytest.mark.parametrize("B", [4, 32], ids=["mapped", "columns"])
 @pytest.mark.parametrize("name", sorted(CELLS))
-def test_default_bfloat16_weight_gradients_match_float32_over_500_steps(name):
+def test_default_bfloat16_weight_gradients_match_float32_over_500_steps(name, B):
     cell = CELLS[name](I, H)
     k1, k2 = jax.random.split(jax.random.key(0))
     params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), cell.init(k1))
@@ -39,6 +41,7 @@ def test_default_bfloat16_weight_gradients_match_float32_over_500_steps(name):
     want = _grads(cell, *as32, rnn_jax.Autodiff())
     got = _grads(cell, params, xs, None)  # the default
     weights = lambda g: {k: getattr(g, k) for k in WEIGHTS}  # noqa: E731
+    assert rnn_jax.plan(cell, jnp.bfloat16, batch=B, on="cpu").features_first == (B == 32)
     assert max_rel_error(weights(got), weights(want)) < 1e-2  # bfloat16 rounding is 4e-3
     assert all(getattr(got, k).dtype == jnp.bfloat16 for k in WEIGHTS)
 

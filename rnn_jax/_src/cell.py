@@ -50,7 +50,10 @@ class Backward(NamedTuple):
       vector-Jacobian product of the step for the carry and ``xp``; ``local`` holds what the
       parameter gradients need beyond ``dxp`` and the carry.
     * ``grads(params, xs, carries, dxps, locals) -> (dparams, dxs)``: the parameter gradients
-      summed over every leading (time, batch) axis, ``Σ_t δa_t h_{t-1}ᵀ``, and the inputs'.
+      and the inputs'. It sees columns: every array has its features on axis 0 and any
+      trailing (time, batch) axes, over which the parameter gradients are summed
+      (``Σ_t δa_t h_{t-1}ᵀ``, :func:`outer_sum`); ``dxs`` is ``(I, ...)``. The runner calls it
+      once per step on ``(F, B)`` columns, or once for all steps on ``(F, T, B)``.
     * ``fused``: None, or ``fused(params, carry, x) -> pre``, equal to
       ``preact(params, carry, project(params, x))`` with the products with ``x`` and with the
       carry taken as one (the LSTM's ``[W_ih, W_hh] [x; h]``); the planner uses it where that
@@ -226,13 +229,14 @@ def stacked(a: jax.Array, b: jax.Array, w_a: jax.Array, w_b: jax.Array,
 
 
 def outer_sum(d: jax.Array, v: jax.Array) -> jax.Array:
-    """``Σ_n d_n v_nᵀ`` over every leading axis: ``(..., m), (..., n) -> (m, n)``."""
-    return jnp.einsum("...m,...n->mn", d, v)
+    """``Σ_n d_n v_nᵀ`` over the columns ``n`` (every trailing axis): ``(m, ...), (k, ...) ->
+    (m, k)``."""
+    return jnp.einsum("m...,k...->mk", d, v)
 
 
-def lead_sum(d: jax.Array) -> jax.Array:
-    """Sum over every leading axis: ``(..., m) -> (m,)``."""
-    return d.reshape(-1, d.shape[-1]).sum(0)
+def col_sum(d: jax.Array) -> jax.Array:
+    """The sum of the columns (over every trailing axis): ``(m, ...) -> (m,)``."""
+    return d.sum(axis=tuple(range(1, jnp.ndim(d))))
 
 
 def check_size(value: Any, argname: str) -> int:

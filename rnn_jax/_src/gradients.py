@@ -45,7 +45,7 @@ class Autodiff(GradientMethod):
 
     In bfloat16 or float16 the weight gradients are summed over the steps in that dtype (the
     scan's gradient carry), so over long sequences small per-step terms are rounded away;
-    :class:`rnn_jax.ManualBPTT` sums them in single contractions after the scan instead.
+    :class:`rnn_jax.ManualBPTT` sums them in float32 instead.
     """
 
     def scan(self, cell, params, xs, carry, valid, resets, *, reverse, plan):

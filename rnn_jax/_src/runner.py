@@ -84,9 +84,9 @@ def run(
       ``(*batch, T, output_size)`` (or time-major).
 
     Raises:
-      TypeError, ValueError: at trace time, for inputs of the wrong rank, size or dtype, lengths
-      of the wrong shape, dtype or range, a carry or params not matching the cell, options of
-      the wrong type.
+      TypeError: at trace time, for an argument of the wrong type (options, gradient method).
+      ValueError: at trace time, for inputs of the wrong rank, size or dtype, lengths of the
+        wrong shape, dtype or range, a carry or params not matching the cell.
     """
     v.check_cell(cell)
     reverse = _static_bool(reverse, "reverse")

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, derivative, resolve
 from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_size, gate_weights,
-                               lead_sum, linear_t, outer_sum, zeros_carry)
+                               col_sum, linear_t, outer_sum, zeros_carry)
 from rnn_jax._src.params import ElmanParams
 
 
@@ -76,8 +76,8 @@ def elman(
         return linear_t(p.w_hh, da), da, None
 
     def grads(p: ElmanParams, xs, h_prev, da, local):
-        db = lead_sum(da)
-        return ElmanParams(outer_sum(da, xs), outer_sum(da, h_prev), db, db), da @ p.w_ih
+        db = col_sum(da)
+        return ElmanParams(outer_sum(da, xs), outer_sum(da, h_prev), db, db), linear_t(p.w_ih, da)
 
     return Cell("elman", input_size, hidden_size, hidden_size, Options(activation=act_name),
                 init, zeros_carry(hidden_size), project, recur,

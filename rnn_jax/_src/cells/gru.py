@@ -37,7 +37,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_options, check_size, col,
-                               gate_weights, lead_sum, linear_t, outer_sum, zeros_carry)
+                               gate_weights, col_sum, linear_t, outer_sum, zeros_carry)
 from rnn_jax._src.params import GRUParams
 
 RESETS = ("after", "before")
@@ -106,15 +106,15 @@ def gru(
         return dh, jnp.concatenate([da_r, da_z, da_n]), local
 
     def grads(p: GRUParams, xs, h, dxp, local):
-        db = lead_sum(dxp)
+        db = col_sum(dxp)
         if after:  # local = δu: δ(W_hh h + b_hh) = [δa_r, δa_z, δu], one contraction
-            d_hh = jnp.concatenate([dxp[..., :2 * H], local], axis=-1)
-            w_hh, b_hh = outer_sum(d_hh, h), lead_sum(d_hh)
+            d_hh = jnp.concatenate([dxp[:2 * H], local])
+            w_hh, b_hh = outer_sum(d_hh, h), col_sum(d_hh)
         else:      # local = r ⊙ h
-            w_hh = jnp.concatenate([outer_sum(dxp[..., :2 * H], h),
-                                    outer_sum(dxp[..., 2 * H:], local)])
+            w_hh = jnp.concatenate([outer_sum(dxp[:2 * H], h),
+                                    outer_sum(dxp[2 * H:], local)])
             b_hh = db
-        return GRUParams(outer_sum(dxp, xs), w_hh, db, b_hh), dxp @ p.w_ih
+        return GRUParams(outer_sum(dxp, xs), w_hh, db, b_hh), linear_t(p.w_ih, dxp)
 
     return Cell("gru", input_size, H, H, Options(reset=reset), init, zeros_carry(H), project,
                 recur, Backward(activations, finish, step, grads, project, recur))

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, derivative, resolve
-from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_size, lead_sum,
+from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_size, col_sum,
                                linear_t, outer_sum, zeros_carry)
 from rnn_jax._src.params import JordanParams
 
@@ -90,8 +90,8 @@ def jordan(
 
     def grads(p: JordanParams, xs, y_prev, da, local):
         db, h = local
-        return JordanParams(outer_sum(da, xs), outer_sum(da, y_prev), lead_sum(da),
-                            outer_sum(db, h), lead_sum(db)), da @ p.w_ih
+        return JordanParams(outer_sum(da, xs), outer_sum(da, y_prev), col_sum(da),
+                            outer_sum(db, h), col_sum(db)), linear_t(p.w_ih, da)
 
     options = Options(activation=act_name, output_activation=out_name)
     return Cell("jordan", input_size, hidden_size, output_size, options,

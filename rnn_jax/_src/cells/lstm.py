@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, derivative, resolve
 from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_bool, check_real, col,
-                               check_size, gate_weights, lead_sum, linear, linear_t, outer_sum,
+                               check_size, gate_weights, col_sum, linear, linear_t, outer_sum,
                                stacked)
 from rnn_jax._src.params import LSTMCarry, LSTMParams
 
@@ -148,13 +148,13 @@ def lstm(
 
     def grads(p: LSTMParams, xs, carry: LSTMCarry, da, local):
         c, hm = local
-        db = lead_sum(da)
+        db = col_sum(da)
         peep = (None, None, None)
         if peephole:
-            da_i, da_f, _, da_o = jnp.split(da, 4, axis=-1)
-            peep = (lead_sum(da_i * carry.c), lead_sum(da_f * carry.c), lead_sum(da_o * c))
+            da_i, da_f, _, da_o = jnp.split(da, 4)
+            peep = (col_sum(da_i * carry.c), col_sum(da_f * carry.c), col_sum(da_o * c))
         return LSTMParams(outer_sum(da, xs), outer_sum(da, carry.h), db, db, *peep,
-                          outer_sum(*hm) if proj_size else None), da @ p.w_ih
+                          outer_sum(*hm) if proj_size else None), linear_t(p.w_ih, da)
 
     options = Options(peephole=peephole, proj_size=proj_size, forget_bias=forget_bias,
                       gate_activation=gname, cell_activation=cname, output_activation=oname)

@@ -20,6 +20,7 @@ from rnn_jax._src.cell import Cell, backward_of, project_all
 from rnn_jax._src.gradients import GradientMethod, gradient_method
 from rnn_jax._src.persistent import cells as pc
 from rnn_jax._src.persistent.kernels import Config, backward, carry_scaled, forward, weights
+from rnn_jax._src.scan import to_columns
 
 
 OPERANDS = (None, "float16", "native")
@@ -179,7 +180,8 @@ def _layer(cell: Cell, cfg: Config, reverse: bool, params, xs, carry, valid):
         dxps = batch_first(dxp)
         local = pc.local(cell, batch_first(dm))
         carries = pc.from_list(cell, [p[:, :B] for p in prev])
-        dparams, dxs = bwd_cell.grads(params, xs, carries, dxps, local)
+        dparams, dxs = bwd_cell.grads(params, *to_columns((xs, carries, dxps, local), 0))
+        dxs = jnp.moveaxis(dxs, 0, -1)
         dcarry = pc.from_list(cell, [d[:B] for d in d0])
         return dparams, dxs.astype(xs.dtype), dcarry, None
 
