@@ -23,6 +23,8 @@ from rnn_jax._src.bench import harness, ours, report
 from rnn_jax._src.bench.spec import CELLS, TINY_SHAPE
 from rnn_jax._src.cli import main as cli_main
 
+pytestmark = pytest.mark.slow
+
 PEER_PREFIXES = {"flax": "flax:", "equinox": "equinox:", "torch": "torch"}
 EXPECTED_PEERS = {  # peer -> cells it implements
     "flax": {"lstm", "gru", "elman"}, "equinox": {"lstm", "gru"}, "torch": {"lstm", "gru", "elman"},

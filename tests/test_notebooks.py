@@ -18,6 +18,7 @@ def test_there_are_notebooks():
     assert any(p.name.startswith("01_") for p in NOTEBOOKS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("RNN_JAX_NOTEBOOK_SMALL", "1")
@@ -33,4 +34,18 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert not errors
     figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
                   for o in c.get("outputs", []))
+    assert figures >= MIN_FIGURES.get(path.name, 0)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_committed_notebook_is_executed_with_its_outputs(path):
+    """The repository holds every notebook executed: each code cell ran (in order) and the
+    figures a reader should see are there."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    counts = [c.get("execution_count") for c in code]
+    assert None not in counts, f"{path.name}: cells not executed"
+    assert counts == sorted(counts), f"{path.name}: cells executed out of order"
+    assert sum(len(c.get("outputs", [])) for c in code) > 0
+    figures = sum("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", []))
     assert figures >= MIN_FIGURES.get(path.name, 0)

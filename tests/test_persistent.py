@@ -15,6 +15,8 @@ import pytest
 
 import rnn_jax
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("jax.experimental.pallas")
 B, T, I, H = 20, 5, 8, 32
 CELLS = {"lstm": lambda: rnn_jax.lstm(I, H), "gru": lambda: rnn_jax.gru(I, H),

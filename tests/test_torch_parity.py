@@ -8,7 +8,8 @@ import pytest
 
 import rnn_jax
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="PyTorch, the parity tests' independent oracle, is not "
+                            "installed (pip install -e \".[dev]\" installs it)")
 F64 = jnp.float64
 B, T, I, H = 3, 6, 4, 5
 

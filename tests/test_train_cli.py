@@ -11,6 +11,8 @@ from rnn_jax._src.train.experiment import run_training
 from rnn_jax._src.train import checkpoint as ckpt
 from rnn_jax._src.train.loop import METRICS, read_metrics
 
+pytestmark = pytest.mark.slow
+
 SOURCE = "".join(f"def f{i}(x):\n    if x:\n        return {i}\n    return x\n\n" for i in range(60))
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -227,7 +227,14 @@ def verify_case(case: Case, seed: int = 0, directions: int = 4, eps: float = 1e-
 
 def verify_all(seed: int = 0, workers: int = 2) -> list[dict]:
     """A record for every :data:`CASES` entry, in order; ``workers`` threads compile at once."""
+    return list(verify_each(seed, workers))
+
+
+def verify_each(seed: int = 0, workers: int = 2) -> Iterator[dict]:
+    """The records of :func:`verify_all`, in order, each as soon as it (and those before it)
+    finished."""
     if workers <= 1:
-        return [verify_case(case, seed) for case in CASES]
+        yield from (verify_case(case, seed) for case in CASES)
+        return
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda case: verify_case(case, seed), CASES))
+        yield from pool.map(lambda case: verify_case(case, seed), CASES)

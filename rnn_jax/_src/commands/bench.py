@@ -23,6 +23,8 @@ import argparse
 import os
 import shlex
 
+from rnn_jax._src.commands._args import (UsageError, existing_dir, nonnegative_int,
+                                         positive_int, writable_dir)
 from rnn_jax._src.bench.spec import CELLS, DTYPES, PASSES, SHAPES, TINY_SHAPE, parse_shape
 
 NAME = "bench"
@@ -34,14 +36,19 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cells", type=_csv, default=CELLS, help="comma list of lstm,gru,elman")
+    parser.add_argument("--cells", type=_choices(CELLS, "cell"), default=CELLS,
+                        help="comma list of lstm,gru,elman")
     parser.add_argument("--shapes", default="all",
                         help="'all', 'tiny', or comma list of BxTxIxH (e.g. 16x100x128x256)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
-    parser.add_argument("--reps", type=int, default=10, help="timed repetitions (median reported)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed calls per variant")
-    parser.add_argument("--passes", type=_csv, default=PASSES, help="comma list of fwd,fwdbwd")
-    parser.add_argument("--peers", type=_csv, default=("flax", "equinox", "torch"),
+    parser.add_argument("--reps", type=positive_int, default=10,
+                        help="timed repetitions (median reported)")
+    parser.add_argument("--warmup", type=nonnegative_int, default=1,
+                        help="untimed calls per variant")
+    parser.add_argument("--passes", type=_choices(PASSES, "pass"), default=PASSES,
+                        help="comma list of fwd,fwdbwd")
+    parser.add_argument("--peers", type=_choices(("flax", "equinox", "torch"), "peer"),
+                        default=("flax", "equinox", "torch"),
                         help="comma list of flax,equinox,torch (empty string for none)")
     parser.add_argument("--impls", type=_csv, default=None,
                         help="keep only variants whose name starts with one of these prefixes")
@@ -51,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-check", action="store_true",
                         help="skip comparing every variant's outputs/gradients with rnn_jax's")
     parser.add_argument("--out", default="benchmarks/results",
-                        help="directory for bench.json and bench.md (default benchmarks/results)")
+                        help="directory for bench.json and bench.md")
     parser.add_argument("--name", default="bench", help="file stem of the outputs")
 
 
@@ -60,7 +67,26 @@ def _shapes(text: str) -> tuple[tuple[int, int, int, int], ...]:
         return SHAPES
     if text == "tiny":
         return (TINY_SHAPE,)
-    return tuple(parse_shape(s) for s in _csv(text))
+    try:
+        shapes = tuple(parse_shape(s) for s in _csv(text))
+    except ValueError:
+        shapes = ()
+    if not shapes:
+        raise argparse.ArgumentTypeError(
+            f"expected 'all', 'tiny' or a comma list of BxTxIxH (e.g. 16x100x128x256), got "
+            f"{text!r}")
+    return shapes
+
+
+def _choices(allowed: tuple[str, ...], what: str):
+    def parse(text: str) -> tuple[str, ...]:
+        items = _csv(text)
+        wrong = [i for i in items if i not in allowed]
+        if wrong:
+            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(wrong)}; choose from "
+                                             f"{','.join(allowed)}")
+        return items
+    return parse
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
@@ -80,7 +106,14 @@ def main(args: argparse.Namespace) -> int:
     from rnn_jax._src.bench.harness import Options, run_benchmark
     from rnn_jax._src.bench.report import markdown, write_json
 
-    options = Options(cells=args.cells, shapes=_shapes(args.shapes), dtype=args.dtype,
+    try:
+        shapes = _shapes(args.shapes)
+    except argparse.ArgumentTypeError as err:
+        raise UsageError(f"argument --shapes: {err}") from None
+    if args.baseline is not None:
+        existing_dir(args.baseline, "--baseline")
+    writable_dir(args.out, "--out")
+    options = Options(cells=args.cells, shapes=shapes, dtype=args.dtype,
                       reps=args.reps, warmup=args.warmup, passes=args.passes, peers=args.peers,
                       impls=args.impls, check=not args.no_check, baseline=args.baseline)
     result = run_benchmark(options)

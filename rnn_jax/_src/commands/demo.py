@@ -16,14 +16,16 @@ import numpy as np
 
 import rnn_jax
 
+from rnn_jax._src.commands._args import nonnegative_int, positive_int
+
 NAME = "demo"
 HELP = "run every cell over a padded batch, check padding and gradients, print a table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hidden", type=int, default=16, help="hidden size (default 16)")
-    parser.add_argument("--length", type=int, default=12, help="sequence length T (default 12)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=positive_int, default=16, help="hidden size")
+    parser.add_argument("--length", type=positive_int, default=12, help="sequence length T")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed")
 
 
 def _cells(I: int, H: int):

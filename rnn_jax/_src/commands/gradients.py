@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from rnn_jax._src.commands._args import positive_int, writable_dir
+
 NAME = "gradients"
 HELP = "gradient norm against lag (vanishing / exploding) for several cells: table and PNG"
 
@@ -28,15 +30,15 @@ def _floats(text: str) -> list[float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="directory for gradients.png and gradients.csv (created if needed)")
-    parser.add_argument("--length", type=int, default=100, help="sequence length T (default 100)")
-    parser.add_argument("--hidden", type=int, default=32, help="hidden size H (default 32)")
-    parser.add_argument("--input-size", type=int, default=8, help="input size I (default 8)")
-    parser.add_argument("--sequences", type=int, default=8,
-                        help="random input sequences averaged over (default 8)")
+    parser.add_argument("--length", type=positive_int, default=100, help="sequence length T")
+    parser.add_argument("--hidden", type=positive_int, default=32, help="hidden size H")
+    parser.add_argument("--input-size", type=positive_int, default=8, help="input size I")
+    parser.add_argument("--sequences", type=positive_int, default=8,
+                        help="random input sequences averaged over")
     parser.add_argument("--radii", type=_floats, default=[0.5, 0.9, 1.0, 1.5],
-                        help="spectral radii of W_hh for the tanh RNNs (default 0.5,0.9,1.0,1.5)")
+                        help="spectral radii of W_hh for the tanh RNNs")
     parser.add_argument("--linear-radius", type=float, default=1.02,
-                        help="spectral radius of the linear RNN, 0 to leave it out (default 1.02)")
+                        help="spectral radius of the linear RNN, 0 to leave it out")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -45,13 +47,12 @@ def main(args: argparse.Namespace) -> int:
     import jax.numpy as jnp
 
     # Norms at long lags fall far below float32's range; this process computes in float64.
+    import matplotlib  # noqa: F401  (needed for the PNG: say so before computing)
+
+    writable_dir(args.out, "--out")
     jax.config.update("jax_enable_x64", True)
     from rnn_jax._src.diagnostics.plots import plot_lag_norms
     from rnn_jax._src.diagnostics.report import format_table, gradient_report
-
-    for name in ("length", "hidden", "input_size", "sequences"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"rnn-jax gradients: --{name.replace('_', '-')} must be >= 1")
     T = args.length
     lags = sorted({l for l in (1, 10, 30, 100) if l < T} | {T})
     models, curves, rows = gradient_report(

@@ -1,90 +1,211 @@
-"""``rnn-jax train adding|copy|charlm``: train a model on one of the classic tasks."""
+"""``rnn-jax train adding|copy|charlm``: train a model on one of the classic tasks.
+
+A run lives in its own directory (``--out``; by default a new ``runs/TASK-CELL-TIME``) and is
+never replaced without ``--overwrite``. ``--resume`` continues the run saved there: its
+``config.json`` wins, an option that contradicts it is refused (naming it), ``--steps`` may
+only extend it. A non-finite loss or gradient stops the run, keeping its last finite state
+(``--nonfinite skip`` skips such steps instead); Ctrl-C saves the last completed step and
+prints the command that resumes.
+"""
 from __future__ import annotations
 
 import json
 import os
+import sys
+import time
+
+from rnn_jax._src.commands._args import (UsageError, nonnegative_float, nonnegative_int,
+                                         positive_float, positive_int)
 
 NAME = "train"
 HELP = "train an RNN on the adding problem, the copy task or a character-level corpus"
+
+# the options that make a run (saved in config.json; the command line spells them --a-b)
+RUN_KEYS = ("cell", "init", "seed", "hidden", "length", "batch", "lr", "optimizer", "clip",
+            "clip_value", "eval_batch", "log_every", "eval_every", "checkpoint_every",
+            "nonfinite")
+CHARLM_KEYS = ("data", "max_chars", "valid_chars", "min_count", "ngram_order")
+RUN_FILES = ("config.json", "checkpoint.msgpack", "metrics.jsonl", "summary.json")
+EXIT_NONFINITE, EXIT_INTERRUPTED = 3, 130
+
+
+def _task_defaults(key: str) -> str:
+    from rnn_jax._src.train.tasks import DEFAULTS
+    return ", ".join(f"{task} {d[key]}" for task, d in DEFAULTS.items())
 
 
 def add_arguments(parser) -> None:
     from rnn_jax._src.train.models import CELLS, INITS
     from rnn_jax._src.train.step import OPTIMIZERS
     parser.add_argument("task", choices=("adding", "copy", "charlm"))
-    parser.add_argument("--cell", choices=CELLS, default="lstm")
-    parser.add_argument("--hidden", type=int, help="hidden size (task default if omitted)")
-    parser.add_argument("--param-budget", type=int,
+    parser.add_argument("--cell", choices=CELLS, help="the recurrent cell (default: lstm)")
+    parser.add_argument("--hidden", type=positive_int,
+                        help=f"hidden size (default: {_task_defaults('hidden')})")
+    parser.add_argument("--param-budget", type=positive_int,
                         help="choose the hidden size whose model has about this many parameters")
-    parser.add_argument("--length", type=int,
-                        help="T of the adding/copy task, or the truncated-BPTT chunk of charlm")
-    parser.add_argument("--steps", type=int,
-                        help="train until this step (default 1000; with --resume: as saved)")
-    parser.add_argument("--batch", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
-    parser.add_argument("--clip", type=float, help="clip gradients by global norm (0: off)")
-    parser.add_argument("--clip-value", type=float, help="clip gradients elementwise to [-X, X]")
-    parser.add_argument("--init", choices=INITS, default="default",
-                        help="initialiser of the recurrent weights")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/latest", help="checkpoint and metrics directory")
+    parser.add_argument("--length", type=positive_int,
+                        help="T of the adding/copy task, or the truncated-BPTT chunk of charlm "
+                             f"(default: {_task_defaults('length')})")
+    parser.add_argument("--steps", type=positive_int,
+                        help="train until this step (default: 1000; with --resume: as saved, "
+                             "or larger to continue)")
+    parser.add_argument("--batch", type=positive_int,
+                        help=f"sequences per step (default: {_task_defaults('batch')})")
+    parser.add_argument("--lr", type=positive_float,
+                        help=f"learning rate (default: {_task_defaults('lr')})")
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
+                        help=f"optax optimiser (default: {_task_defaults('optimizer')})")
+    parser.add_argument("--clip", type=nonnegative_float,
+                        help="clip gradients by global norm, 0: off "
+                             f"(default: {_task_defaults('clip')})")
+    parser.add_argument("--clip-value", type=positive_float,
+                        help="clip gradients elementwise to [-X, X] (default: off)")
+    parser.add_argument("--init", choices=INITS,
+                        help="initialiser of the recurrent weights (default: default)")
+    parser.add_argument("--seed", type=nonnegative_int, help="(default: 0)")
+    parser.add_argument("--nonfinite", choices=("stop", "skip"),
+                        help="on a non-finite loss or gradient: stop the run, keeping its last "
+                             "finite state, or skip that step's update (default: stop)")
+    parser.add_argument("--out", help="the run's directory (default: a new runs/TASK-CELL-TIME)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run saved in --out (its config.json wins)")
-    parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--eval-every", type=int, default=500)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--eval-batch", type=int, help="test sequences (adding/copy) or "
-                        "validation streams (charlm)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run saved in --out (without it, an existing run is "
+                             "never overwritten)")
+    parser.add_argument("--log-every", type=positive_int, help="(default: 50)")
+    parser.add_argument("--eval-every", type=positive_int, help="(default: 500)")
+    parser.add_argument("--checkpoint-every", type=positive_int, help="(default: 500)")
+    parser.add_argument("--eval-batch", type=positive_int,
+                        help="test sequences (adding/copy, default 1000) or validation streams "
+                             "(charlm, default 16)")
     parser.add_argument("--data", nargs="*", help="charlm: text files (default: the Python "
                         "standard library's .py files)")
-    parser.add_argument("--max-chars", type=int, help="charlm: read at most this many characters")
-    parser.add_argument("--valid-chars", type=int, default=200_000,
-                        help="charlm: validation characters scored")
-    parser.add_argument("--min-count", type=int, default=100,
-                        help="charlm: rarer characters share one UNK id")
-    parser.add_argument("--ngram-order", type=int, default=4,
-                        help="charlm: order of the n-gram baseline (0: none)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--max-chars", type=positive_int,
+                        help="charlm: read at most this many characters (default: all)")
+    parser.add_argument("--valid-chars", type=positive_int,
+                        help="charlm: validation characters scored (default: 200000)")
+    parser.add_argument("--min-count", type=positive_int,
+                        help="charlm: rarer characters share one UNK id (default: 100)")
+    parser.add_argument("--ngram-order", type=nonnegative_int,
+                        help="charlm: order of the n-gram baseline, 0: none (default: 4)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def given(args) -> dict:
+    """The run options given on the command line (None: not given)."""
+    keys = RUN_KEYS + (CHARLM_KEYS if args.task == "charlm" else ())
+    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
 def config_from_args(args) -> dict:
     from rnn_jax._src.train.experiment import default_config
-    keys = ("cell", "init", "seed", "steps", "clip_value", "eval_batch", "log_every",
-            "eval_every", "checkpoint_every", "hidden", "length", "batch", "lr", "optimizer",
-            "clip")
-    if args.task == "charlm":
-        keys += ("data", "max_chars", "valid_chars", "min_count", "ngram_order")
-    given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    return default_config(args.task, **given)
+    opts = given(args)
+    if args.steps is not None:
+        opts["steps"] = args.steps
+    return default_config(args.task, **opts)
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _new_out(task: str, cell: str) -> str:
+    stem = os.path.join("runs", f"{task}-{cell}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out, n = stem, 1
+    while os.path.exists(out):
+        n += 1
+        out = f"{stem}-{n}"
+    return out
+
+
+def _existing(out: str) -> list[str]:
+    return [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+
+
+def _resume_config(args) -> tuple[dict, int]:
+    """The saved config with ``--steps`` applied and the saved step; refuses what cannot be
+    resumed, naming why."""
+    from rnn_jax._src.train import checkpoint as ckpt
+    out = args.out
+    if not os.path.exists(os.path.join(out, ckpt.CONFIG)):
+        raise UsageError(f"--resume: {out} holds no run (no {ckpt.CONFIG})")
+    cfg = ckpt.load_config(out)
+    if not ckpt.has_checkpoint(out):
+        raise UsageError(f"--resume: {out} has a config but no checkpoint, nothing to resume; "
+                         "start it again with --overwrite")
+    saved = ckpt.read_step(out)         # also checks that the checkpoint is readable
+    if cfg.get("task") != args.task:
+        raise UsageError(f"--resume: {out} holds a {cfg['task']} run, not {args.task}")
+    clash = [f"{_flag(k)} {v} (saved: {cfg.get(k)})" for k, v in given(args).items()
+             if cfg.get(k) != v and not (k == "data" and cfg.get(k) in (None, []) and not v)]
+    if args.param_budget is not None:
+        clash.append(f"--param-budget {args.param_budget} (saved: hidden {cfg['hidden']})")
+    if clash:
+        raise UsageError(f"--resume: {', '.join(clash)} contradict{'s' * (len(clash) == 1)} "
+                         f"the run saved in {out}")
+    if args.steps is not None:
+        cfg["steps"] = args.steps
+    return cfg, saved if saved is not None else 0
 
 
 def main(args) -> int:
     from rnn_jax._src.train import checkpoint as ckpt
-    from rnn_jax._src.train.models import hidden_for_budget
+    from rnn_jax._src.train.loop import Interrupted, NonFinite
+
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
     if args.resume:
-        if not os.path.exists(os.path.join(args.out, ckpt.CONFIG)):
-            print(f"nothing to resume in {args.out}")
-            return 1
-        cfg = ckpt.load_config(args.out)
-        if args.steps is not None:
-            cfg["steps"] = args.steps
+        if args.out is None:
+            raise UsageError("--resume needs --out, the run's directory")
+        try:
+            cfg, saved = _resume_config(args)
+        except ckpt.CheckpointError as err:
+            raise UsageError(str(err)) from None
+        if saved >= cfg["steps"]:
+            print(f"nothing to do: the run in {args.out} is at step {saved}, --steps is "
+                  f"{cfg['steps']}; pass a larger --steps to continue it")
+            return 0
+        out = args.out
     else:
         cfg = config_from_args(args)
+        out = args.out or _new_out(args.task, cfg["cell"])
+        found = _existing(out)
+        if found and not args.overwrite:
+            raise UsageError(f"{out} already holds a run ({', '.join(found)}); pass --resume "
+                             "to continue it, --overwrite to replace it, or another --out")
+        for f in found:
+            os.remove(os.path.join(out, f))
         if args.param_budget:
-            n_in = {"adding": 2, "copy": 10}.get(args.task)
-            if n_in is None:  # charlm: the vocabulary decides the sizes
-                from rnn_jax._src.train import data_text as text
-                corpus = text.load_corpus(cfg["data"] or None, max_chars=cfg["max_chars"])
-                n_in = text.build_vocab(corpus.train, min_count=cfg["min_count"]).size
-            n_out = 1 if args.task == "adding" else n_in
-            cfg["hidden"] = hidden_for_budget(
-                dict(cell=cfg["cell"], input_size=n_in, output_size=n_out, init=cfg["init"],
-                     tokens=args.task != "adding", hidden=1), args.param_budget)
+            cfg["hidden"] = _hidden_for_budget(args, cfg)
     from rnn_jax._src.train.experiment import run_training
-    _, summary = run_training(cfg, args.out, resume=args.resume,
-                              progress=not args.no_progress)
-    with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
-    print(json.dumps(summary, indent=2))
+    if args.out is None:
+        print(f"run directory: {out}", file=sys.stderr)
+    resume_cmd = f"rnn-jax train {args.task} --resume --out {out}"
+    try:
+        _, summary = run_training(cfg, out, resume=args.resume, progress=not args.no_progress)
+    except NonFinite as err:
+        print(f"rnn-jax train: {err}; stopped. The last finite state (step {err.step - 1}) is "
+              f"saved in {out}. Try a lower --lr, a --clip, or --nonfinite skip", file=sys.stderr)
+        return EXIT_NONFINITE
+    except Interrupted as err:
+        print(f"\nrnn-jax train: interrupted; step {err.step} is saved in {out}. "
+              f"Resume with: {resume_cmd}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    ckpt.atomic_write(os.path.join(out, "summary.json"),
+                      json.dumps(ckpt.json_safe(summary), indent=2).encode("utf-8"))
+    print(json.dumps(ckpt.json_safe(summary), indent=2))
     return 0
+
+
+def _hidden_for_budget(args, cfg: dict) -> int:
+    from rnn_jax._src.train.models import hidden_for_budget
+    n_in = {"adding": 2, "copy": 10}.get(args.task)
+    if n_in is None:  # charlm: the vocabulary decides the sizes
+        from rnn_jax._src.train import data_text as text
+        print("reading the corpus for the vocabulary size...", file=sys.stderr)
+        corpus = text.load_corpus(cfg["data"] or None, max_chars=cfg["max_chars"])
+        n_in = text.build_vocab(corpus.train, min_count=cfg["min_count"]).size
+    n_out = 1 if args.task == "adding" else n_in
+    return hidden_for_budget(dict(cell=cfg["cell"], input_size=n_in, output_size=n_out,
+                                  init=cfg["init"], tokens=args.task != "adding", hidden=1),
+                             args.param_budget)

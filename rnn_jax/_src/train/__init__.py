@@ -6,14 +6,15 @@ Names are imported on first use, so that ``rnn_jax`` and its other commands work
 import importlib
 
 _EXPORTS = {
-    "checkpoint": ("load_config", "restore_checkpoint", "save_checkpoint", "save_config"),
+    "checkpoint": ("CheckpointError", "load_config", "read_step", "restore_checkpoint",
+                   "save_checkpoint", "save_config"),
     "data_tasks": ("ADDING_BASELINE_MSE", "AddingBatch", "CopyBatch", "adding_baseline",
                    "adding_problem", "copy_baseline", "copy_baseline_closed_form", "copy_task",
                    "copy_vocab_size"),
     "data_text": ("Corpus", "Streams", "Vocab", "build_vocab", "encode_stream", "load_corpus",
                   "make_streams", "stdlib_files"),
     "experiment": ("default_config", "run_training"),
-    "loop": ("read_metrics", "train_loop"),
+    "loop": ("Interrupted", "NonFinite", "read_metrics", "train_loop"),
     "models": ("Model", "ModelParams", "build_model", "hidden_for_budget"),
     "ngram": ("NGram", "add_k_probs", "fit_ngram", "ngram_bits_per_char", "ngram_probs"),
     "sampling": ("load_trained", "sample"),

@@ -5,6 +5,8 @@ The config is JSON-able (``rnn-jax train`` writes it to ``config.json``); see
 """
 from __future__ import annotations
 
+import sys
+
 import jax
 
 from rnn_jax._src.train import checkpoint as ckpt
@@ -17,12 +19,16 @@ from rnn_jax._src.train.tasks import setup
 
 def run_training(cfg: dict, out: str, *, resume: bool = False, progress: bool = True,
                  stop_after=None):
-    """Trains from a config, resuming from the checkpoint in ``out`` if asked.
+    """Trains from a config, resuming from the checkpoint in ``out`` if asked (temporary
+    files of interrupted writes there are removed first).
 
     Returns ``(state, summary)``; ``stop_after`` stops early as if the run were killed.
     """
+    if resume:
+        ckpt.clean_temporary(out)
     vocab = Vocab(cfg["vocab"]) if resume and "vocab" in cfg else None
-    s = setup(cfg, **({"vocab": vocab} if vocab else {}))
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    s = setup(cfg, say=say, **({"vocab": vocab} if vocab else {}))
     k_init, k_state = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(cfg["seed"]), 1))
     params = s.model.init(k_init)
     opt = make_optimizer(cfg["optimizer"], cfg["lr"], clip_norm=cfg["clip"] or None,
@@ -34,7 +40,8 @@ def run_training(cfg: dict, out: str, *, resume: bool = False, progress: bool = 
             "baselines": s.baselines}
     ckpt.save_config(out, full)
     state, records = train_loop(
-        state, make_train_step(s.loss_fn, opt), s.batch_fn, cfg["steps"], out_dir=out,
+        state, make_train_step(s.loss_fn, opt, skip_nonfinite=cfg.get("nonfinite") == "skip"),
+        s.batch_fn, cfg["steps"], out_dir=out,
         checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"],
         eval_fn=s.eval_fn, eval_every=cfg["eval_every"], items_per_step=s.items_per_step,
         progress=progress, stop_after=stop_after)
@@ -52,7 +59,7 @@ def default_config(task: str, **overrides) -> dict:
         raise ValueError(f"task {task!r} is not one of {sorted(DEFAULTS)}")
     cfg = dict(task=task, cell="lstm", init="default", seed=0, steps=1000, clip_value=None,
                eval_batch=16 if task == "charlm" else 1000, log_every=50, eval_every=500,
-               checkpoint_every=500, **DEFAULTS[task])
+               checkpoint_every=500, nonfinite="stop", **DEFAULTS[task])
     if task == "charlm":
         cfg.update(data=None, max_chars=None, valid_chars=200_000, min_count=100, ngram_order=4)
     unknown = set(overrides) - set(cfg)

@@ -59,7 +59,7 @@ LossFn = Callable[[Any, Any, Any, jax.Array], tuple[jax.Array, tuple[Any, dict]]
 
 
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
-                    jit: bool = True):
+                    jit: bool = True, skip_nonfinite: bool = False):
     """Builds ``train_step(state, batch) -> (state, metrics)``.
 
     Args:
@@ -68,6 +68,11 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
         gradient stopped (truncated BPTT); return ``carry`` unchanged when there is none.
       optimizer: an optax transformation, e.g. :func:`make_optimizer`.
       jit: wrap the step in ``jax.jit``.
+      skip_nonfinite: where the loss or the gradient norm is not finite, keep the params,
+        optimiser state and carry of ``state`` (the step counter and key still advance).
+
+    ``metrics`` holds ``loss``, ``grad_norm``, ``aux``, ``finite`` (whether both are finite)
+    and, with ``skip_nonfinite``, ``skipped`` (``~finite``).
     """
 
     def train_step(state: TrainState, batch: Any):
@@ -76,9 +81,16 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
         (loss, (carry, aux)), grads = grad_fn(state.params, batch, state.carry, sub)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
-        new = TrainState(params, opt_state, state.step + 1, key, jax.lax.stop_gradient(carry))
-        return new, metrics
+        norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(norm)
+        metrics = {"loss": loss, "grad_norm": norm, **aux, "finite": finite}
+        carry = jax.lax.stop_gradient(carry)
+        if skip_nonfinite:
+            params, opt_state, carry = jax.tree.map(
+                lambda new, old: jnp.where(finite, new, old),
+                (params, opt_state, carry), (state.params, state.opt_state, state.carry))
+            metrics["skipped"] = ~finite
+        return TrainState(params, opt_state, state.step + 1, key, carry), metrics
 
     return jax.jit(train_step) if jit else train_step
 

@@ -103,8 +103,15 @@ def _valid_rows(cfg, vocab, corpus):
     return text.make_streams(stream, cfg["eval_batch"], cfg["length"])
 
 
-def setup_charlm(cfg: dict, *, vocab: text.Vocab | None = None) -> Setup:
+def _quiet(message: str) -> None:
+    del message
+
+
+def setup_charlm(cfg: dict, *, vocab: text.Vocab | None = None,
+                 say: Callable[[str], None] = _quiet) -> Setup:
+    """The character-level LM; ``say`` hears what the (several seconds of) preparation does."""
     paths = cfg.get("data") or None
+    say("charlm: reading the corpus" + ("" if paths else " (the standard library's .py files)"))
     corpus = text.load_corpus(paths, max_chars=cfg.get("max_chars"))
     if vocab is None:
         vocab = text.build_vocab(corpus.train, min_count=cfg["min_count"])
@@ -138,6 +145,7 @@ def setup_charlm(cfg: dict, *, vocab: text.Vocab | None = None) -> Setup:
     baselines = {}
     if cfg.get("ngram_order", 4) > 0:
         order = cfg.get("ngram_order", 4)
+        say(f"charlm: fitting the {order}-gram baseline on {len(train_tokens):,} characters")
         lm = ngram.fit_ngram(train_tokens, V, order)
         n = valid.num_chunks * valid.chunk_len
         bits = [ngram.ngram_bits_per_char(lm, row[: n + 1]) for row in valid.tokens]
@@ -151,6 +159,8 @@ def setup_charlm(cfg: dict, *, vocab: text.Vocab | None = None) -> Setup:
                   "valid_chars_used": int(valid.num_chunks * valid.chunk_len * cfg["eval_batch"])})
 
 
-def setup(cfg: dict, **kw) -> Setup:
-    make = {"adding": setup_adding, "copy": setup_copy, "charlm": setup_charlm}[cfg["task"]]
-    return make(cfg, **kw)
+def setup(cfg: dict, *, say: Callable[[str], None] = _quiet, **kw) -> Setup:
+    """The :class:`Setup` of ``cfg``'s task; ``say`` hears about long preparation."""
+    if cfg["task"] == "charlm":
+        return setup_charlm(cfg, say=say, **kw)
+    return {"adding": setup_adding, "copy": setup_copy}[cfg["task"]](cfg, **kw)

@@ -1,0 +1,65 @@
+"""Argument types and the usage error of the ``rnn-jax`` commands.
+
+A command answers misuse with one line on stderr and exit status 2, before computing
+anything: argparse checks what a type can (these), a command raises :class:`UsageError` for
+the rest (files, combinations of options), and :func:`rnn_jax._src.cli.main` prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+
+class UsageError(Exception):
+    """Misuse of a command; :func:`rnn_jax._src.cli.main` prints it on one line, exit 2."""
+
+
+def _number(text: str, kind: type, low: float, strict: bool, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value) or (value <= low if strict else value < low):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An int >= 1."""
+    return _number(text, int, 0, True, "a positive integer")
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0."""
+    return _number(text, float, 0.0, True, "a positive number")
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite float >= 0."""
+    return _number(text, float, 0.0, False, "a number >= 0")
+
+
+def nonnegative_int(text: str) -> int:
+    """An int >= 0."""
+    return _number(text, int, 0, False, "an integer >= 0")
+
+
+def writable_dir(path: str, argname: str) -> str:
+    """``path`` created if needed and writable, or a :class:`UsageError` naming ``argname``."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{argname} {path}: cannot create the directory ({err.strerror})") \
+            from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"{argname} {path}: the directory is not writable")
+    return path
+
+
+def existing_dir(path: str, argname: str) -> str:
+    """``path`` if it is a directory, or a :class:`UsageError` naming ``argname``."""
+    if not os.path.isdir(path):
+        raise UsageError(f"{argname} {path}: no such directory")
+    return path
