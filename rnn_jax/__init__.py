@@ -1,6 +1,6 @@
 """rnn_jax: recurrent networks as pure functions in JAX.
 
-Cells (``elman``, ``irnn``, ``jordan``, ``lstm``, ``gru``) are NamedTuples of pure functions
+Cells (``elman``, ``irnn``, ``jordan``, ``lstm``, ``gru``, ``scrn``) are NamedTuples of pure functions
 of one sequence's step, with their hand-written backward step, over plain pytree params in
 PyTorch's layout; :func:`run` runs any cell over padded batches with one ``lax.scan``, planned
 by :func:`plan`; :func:`layer`, :func:`stacked` and :func:`bidirectional` build networks; the
@@ -18,6 +18,7 @@ from rnn_jax._src.cells.elman import elman, irnn
 from rnn_jax._src.cells.gru import gru
 from rnn_jax._src.cells.jordan import jordan
 from rnn_jax._src.cells.lstm import lstm
+from rnn_jax._src.cells.scrn import scrn
 from rnn_jax._src.gradients import Autodiff, Checkpointed, GradientMethod
 from rnn_jax._src.manual import ManualBPTT
 from rnn_jax._src.layers import Dense, DenseParams, Layer, bidirectional, dense, layer, stacked
@@ -31,6 +32,8 @@ from rnn_jax._src.params import (
     JordanParams,
     LSTMCarry,
     LSTMParams,
+    SCRNCarry,
+    SCRNParams,
 )
 from rnn_jax._src.plan import Plan, plan
 from rnn_jax._src.runner import run
@@ -40,8 +43,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Autodiff", "Backward", "Cell", "Checkpointed", "GradientMethod", "Plan", "plan", "Dense", "DenseParams", "ElmanParams", "GRUParams",
-    "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT", "Persistent",
+    "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT", "Persistent", "SCRNCarry", "SCRNParams",
     "bidirectional", "bptt", "dense", "diagnostics", "elman", "gru", "initializers", "irnn",
-    "jordan", "layer", "lstm", "masked_mse", "run", "sequence_cross_entropy", "stacked",
+    "jordan", "layer", "lstm", "masked_mse", "run", "scrn", "sequence_cross_entropy", "stacked",
     "train",
 ]

@@ -73,3 +73,22 @@ class GRUParams(NamedTuple):
     w_hh: Array  # (3H, H)
     b_ih: Array  # (3H,)
     b_hh: Array  # (3H,)
+
+
+class SCRNParams(NamedTuple):
+    """SCRN weights (Mikolov et al. 2014's names): ``s_t = (1-α) B x_t + α s_{t-1}``,
+    ``h_t = σ(P s_t + A x_t + R h_{t-1} + b)``; ``alpha`` only when it is learnt."""
+
+    w_xs: Array            # B: (S, I), input to the slow context
+    w_xh: Array            # A: (H, I), input to the hidden layer
+    w_sh: Array            # P: (H, S), context to the hidden layer
+    w_hh: Array            # R: (H, H)
+    b_h: Array             # (H,)
+    alpha: Optional[Array] = None   # (S,), learnt per unit; None when fixed
+
+
+class SCRNCarry(NamedTuple):
+    """SCRN state: the hidden layer ``h`` (size H) and the slow context ``s`` (size S)."""
+
+    h: Array
+    s: Array

@@ -31,6 +31,7 @@ from rnn_jax._src.cells.elman import elman
 from rnn_jax._src.cells.gru import gru
 from rnn_jax._src.cells.jordan import jordan
 from rnn_jax._src.cells.lstm import lstm
+from rnn_jax._src.cells.scrn import scrn
 from rnn_jax._src.gradients import Autodiff
 from rnn_jax._src.runner import run
 from rnn_jax._src.scan import cell_step
@@ -87,6 +88,9 @@ CASES: tuple[Case, ...] = (
                               cell_activation=_sin, output_activation=_softsign, dtype=d)),
     Case("gru", "reset=after", lambda i, h, d: gru(i, h, dtype=d)),
     Case("gru", "reset=before", lambda i, h, d: gru(i, h, reset="before", dtype=d)),
+    Case("scrn", "alpha=0.95 S=3", lambda i, h, d: scrn(i, h, 3, dtype=d)),
+    Case("scrn", "learn_alpha activation=tanh S=2",
+         lambda i, h, d: scrn(i, h, 2, learn_alpha=True, activation="tanh", dtype=d)),
     Case("elman", "activation=tanh truncate=3", lambda i, h, d: elman(i, h, dtype=d), truncate=3),
     Case("lstm", "peephole proj_size=2 truncate=2 clip=0.05",
          lambda i, h, d: lstm(i, max(h, 4), peephole=True, proj_size=2, dtype=d), truncate=2, clip=0.05),
