@@ -29,20 +29,19 @@ METRICS = "metrics.jsonl"
 
 
 class NonFinite(RuntimeError):
-    """A training step gave a non-finite loss or gradient; ``step`` is that step (1-based)
-    and ``state`` the last state before it."""
+    """A training step gave a non-finite loss or gradient; ``step`` is that step (1-based)."""
 
-    def __init__(self, step: int, what: str, state: Any):
+    def __init__(self, step: int, what: str):
         super().__init__(f"non-finite {what} at step {step}")
-        self.step, self.what, self.state = step, what, state
+        self.step, self.what = step, what
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training; ``step`` is the last completed step, saved if ``saved``."""
+    """Ctrl-C during training; ``step`` is the last completed step."""
 
-    def __init__(self, step: int, saved: bool):
+    def __init__(self, step: int):
         super().__init__(f"interrupted after step {step}")
-        self.step, self.saved = step, saved
+        self.step = step
 
 
 def _plain(x: Any) -> Any:
@@ -61,7 +60,7 @@ def read_metrics(path: str) -> list[dict]:
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8", errors="replace") as f:
-        lines = [line for line in f.read().split("\n")]
+        lines = f.read().split("\n")
     records = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -141,8 +140,7 @@ def train_loop(
             finite, skip = metrics.pop("finite", True), metrics.pop("skipped", None)
             if skip is None and not bool(finite):        # the update is not kept
                 loss = float(np.asarray(metrics["loss"]))
-                raise NonFinite(step + 1, "loss" if not np.isfinite(loss) else "gradient",
-                                state)
+                raise NonFinite(step + 1, "loss" if not np.isfinite(loss) else "gradient")
             skipped += 0 if skip is None else int(skip)
             state, step = new, step + 1
             window.append(metrics)
@@ -172,7 +170,7 @@ def train_loop(
             ckpt.save_checkpoint(out_dir, state)
         if isinstance(err, NonFinite):
             raise
-        raise Interrupted(step, bool(out_dir)) from None
+        raise Interrupted(step) from None
     bar.close()
     if eval_fn is not None and start < num_steps == step:
         final = {"step": step, "final": True,
