@@ -19,10 +19,13 @@ def test_plan_is_one_table_per_backend():
     for name, make in CELLS.items():
         cell = make(3, 4)
         for on in ("cpu", "tpu"):  # a backend without a row takes the CPU's
-            p = rnn_jax.plan(cell, on=on)   # the LSTM's step runs fused at H <= 128
-            assert p == rnn_jax.Plan(unroll=1, fuse=name == "lstm", grad=rnn_jax.ManualBPTT())
+            p = rnn_jax.plan(cell, on=on)   # LSTM and Elman steps run fused at H <= 128
+            assert p == rnn_jax.Plan(unroll=1, fuse=name in ("lstm", "elman"),
+                                     grad=rnn_jax.ManualBPTT(), forward_features_first=True)
+            assert rnn_jax.plan(cell, on=on, batch=32).features_first
         assert not rnn_jax.plan(make(3, 256)).fuse
         assert rnn_jax.plan(cell, on="gpu").unroll == 8
+        assert not rnn_jax.plan(cell, on="gpu").forward_features_first
 
 
 def test_gradient_methods_are_static_under_jit():

@@ -79,9 +79,9 @@ class ManualBPTT(GradientMethod):
                 "grad=rnn_jax.Autodiff()")
 
         @jax.custom_vjp
-        def run(params, xs, carry, valid, resets):
+        def run(params, xs, carry, valid, resets):   # not differentiated: the forward layout
             return loop(cell, params, xs, carry, valid, resets, reverse=reverse, unroll=unroll,
-                        fuse=plan.fuse, features_first=ff)
+                        fuse=plan.fuse, features_first=plan.forward_features_first)
 
         def fwd(params, xs, carry, valid, resets):
             final, ys, carries, pres = loop(cell, params, xs, carry, valid, resets,

@@ -21,6 +21,10 @@ decides changes speed only, never results:
   :class:`rnn_jax.ManualBPTT`'s weight gradients: on columns its backward loop adds one
   product over the batch per step (3-20% faster for the LSTM and GRU from 32 sequences than
   contracting a ``(G, T, B)`` buffer after the loop, which stays the mapped batch's way).
+  A run that is not differentiated (the forward pass alone) has its own threshold,
+  ``forward_features_first_from``: without a backward pass to shape, columns ran the forward
+  pass as fast as mapping or faster at every benchmarked CPU shape (the GRU and LSTM 10% faster
+  at 16 sequences), so on a CPU it runs on columns from one sequence.
 * the default gradient method: :class:`rnn_jax.ManualBPTT` for every cell that has a
   hand-written backward step (faster than autodiff at every benchmarked CPU and GPU shape, and
   the accurate one in 16-bit dtypes, whose weight gradients it sums in single contractions);
@@ -51,23 +55,28 @@ class Row(NamedTuple):
     unroll: int        # time steps per scan iteration
     fuse_up_to: int    # hidden sizes up to which a step takes its two products as one
     features_first_from: int  # batches from which the step runs on the batch as columns
+    forward_features_first_from: int  # the same for a run that is not differentiated
     persistent: bool   # rnn_jax.Persistent may be the default gradient method
 
 
 TABLE: dict[str, Row] = {
-    "cpu": Row(unroll=1, fuse_up_to=128, features_first_from=32, persistent=False),
-    "gpu": Row(unroll=8, fuse_up_to=128, features_first_from=32, persistent=True),
+    "cpu": Row(unroll=1, fuse_up_to=128, features_first_from=32, forward_features_first_from=1,
+               persistent=False),
+    "gpu": Row(unroll=8, fuse_up_to=128, features_first_from=32, forward_features_first_from=32,
+               persistent=True),
 }
 
 
 class Plan(NamedTuple):
-    """How one run executes: ``unroll``, ``fuse``, ``features_first`` and the gradient method
-    ``grad``."""
+    """How one run executes: ``unroll``, ``fuse``, the gradient method ``grad``, and the layout
+    (``features_first``; ``forward_features_first`` where the run is not differentiated and the
+    gradient method can tell, as :class:`rnn_jax.ManualBPTT` can)."""
 
     unroll: int
     fuse: bool
     grad: GradientMethod
     features_first: bool = False
+    forward_features_first: bool = False
 
 
 def backend(name: Optional[str] = None) -> str:
@@ -82,12 +91,13 @@ def plan(cell: Cell, dtype: Any = jnp.float32, *, batch: int = 1, resets: bool =
     ``on`` (default: JAX's); ``resets``: whether the run has resets."""
     row = TABLE[backend(on)]
     ff = batch >= row.features_first_from
+    fwd_ff = batch >= row.forward_features_first_from
     b = backward_of(cell)
     fuse = b is not None and b.fused is not None and cell.hidden_size <= row.fuse_up_to
     if row.persistent and not resets and _persistent_fits(cell, dtype):
-        return Plan(row.unroll, fuse, Persistent(), ff)
+        return Plan(row.unroll, fuse, Persistent(), ff, fwd_ff)
     grad = ManualBPTT() if b is not None else Autodiff()
-    return Plan(row.unroll, fuse, grad, ff)
+    return Plan(row.unroll, fuse, grad, ff, fwd_ff)
 
 
 def _persistent_fits(cell: Cell, dtype: Any) -> bool:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.activations import Activation, derivative, resolve
 from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_size, gate_weights,
-                               col_sum, linear_t, outer_sum, zeros_carry)
+                               col_sum, linear_t, outer_sum, stacked, zeros_carry)
 from rnn_jax._src.params import ElmanParams
 
 
@@ -79,9 +79,12 @@ def elman(
         db = col_sum(da)
         return ElmanParams(outer_sum(da, xs), outer_sum(da, h_prev), db, db), linear_t(p.w_ih, da)
 
+    def fused(p: ElmanParams, h, x):
+        return stacked(x, h, p.w_ih, p.w_hh, p.b_ih + p.b_hh)   # a_t, one matmul
+
     return Cell("elman", input_size, hidden_size, hidden_size, Options(activation=act_name),
                 init, zeros_carry(hidden_size), project, recur,
-                Backward(preact, finish, step, grads, project, recur))
+                Backward(preact, finish, step, grads, project, recur, fused))
 
 
 def irnn(input_size: int, hidden_size: int, *, scale: float = 1.0, dtype: Any = jnp.float32) -> Cell:
