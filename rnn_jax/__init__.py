@@ -1,12 +1,13 @@
 """rnn_jax: recurrent networks as pure functions in JAX.
 
-Cells (``elman``, ``irnn``, ``jordan``, ``lstm``, ``gru``, ``scrn``) are NamedTuples of pure functions
-of one sequence's step, with their hand-written backward step, over plain pytree params in
-PyTorch's layout; :func:`run` runs any cell over padded batches with one ``lax.scan``, planned
-by :func:`plan`; :func:`layer`, :func:`stacked` and :func:`bidirectional` build networks; the
-gradient method (:class:`Autodiff`, :class:`Checkpointed`, :class:`ManualBPTT`, and on a GPU
-:class:`Persistent`, the whole recurrence in one kernel per direction) is an argument of the
-runner; :func:`bptt` is the hand-written backward pass as a function.
+Cells (``elman``, ``irnn``, ``jordan``, ``lstm``, ``gru``, ``scrn``, ``clockwork``) are
+NamedTuples of pure functions of one sequence's step, with their hand-written backward step,
+over plain pytree params in PyTorch's layout; :func:`run` runs any cell over padded batches
+with one ``lax.scan``, planned by :func:`plan`; :func:`layer`, :func:`stacked` and
+:func:`bidirectional` build networks; the gradient method (:class:`Autodiff`,
+:class:`Checkpointed`, :class:`ManualBPTT`, and on a GPU :class:`Persistent`, the whole
+recurrence in one kernel per direction) is an argument of the runner; :func:`bptt` is the
+hand-written backward pass as a function.
 Submodules: :mod:`rnn_jax.diagnostics` (vanishing/exploding gradients), :mod:`rnn_jax.train`
 (optax training, tasks, char-RNN).
 """
@@ -14,6 +15,7 @@ Submodules: :mod:`rnn_jax.diagnostics` (vanishing/exploding gradients), :mod:`rn
 from rnn_jax._src import initializers
 from rnn_jax._src.bptt import bptt
 from rnn_jax._src.cell import Backward, Cell
+from rnn_jax._src.cells.clockwork import clockwork
 from rnn_jax._src.cells.elman import elman, irnn
 from rnn_jax._src.cells.gru import gru
 from rnn_jax._src.cells.jordan import jordan
@@ -25,6 +27,8 @@ from rnn_jax._src.layers import Dense, DenseParams, Layer, bidirectional, dense,
 from rnn_jax._src.losses import masked_mse, sequence_cross_entropy
 from rnn_jax._src.persistent.method import Persistent
 from rnn_jax._src.params import (
+    ClockworkCarry,
+    ClockworkParams,
     GRU_GATES,
     LSTM_GATES,
     ElmanParams,
@@ -42,9 +46,10 @@ from rnn_jax import diagnostics, train  # noqa: E402  (submodules: rnn_jax.diagn
 __version__ = "0.1.0"
 
 __all__ = [
-    "Autodiff", "Backward", "Cell", "Checkpointed", "GradientMethod", "Plan", "plan", "Dense", "DenseParams", "ElmanParams", "GRUParams",
-    "GRU_GATES", "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT", "Persistent", "SCRNCarry", "SCRNParams",
-    "bidirectional", "bptt", "dense", "diagnostics", "elman", "gru", "initializers", "irnn",
-    "jordan", "layer", "lstm", "masked_mse", "run", "scrn", "sequence_cross_entropy", "stacked",
-    "train",
+    "Autodiff", "Backward", "Cell", "Checkpointed", "ClockworkCarry", "ClockworkParams",
+    "Dense", "DenseParams", "ElmanParams", "GRUParams", "GRU_GATES", "GradientMethod",
+    "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT",
+    "Persistent", "Plan", "SCRNCarry", "SCRNParams", "bidirectional", "bptt", "clockwork",
+    "dense", "diagnostics", "elman", "gru", "initializers", "irnn", "jordan", "layer", "lstm",
+    "masked_mse", "plan", "run", "scrn", "sequence_cross_entropy", "stacked", "train",
 ]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import rnn_jax
-from rnn_jax._src.verify import CASES, call_compiled, random_like, rel_err
+from rnn_jax._src.verify import CASES, call_compiled, random_carry, random_like, rel_err
 
 F64 = jnp.float64
 EXACT = [c for c in CASES if c.truncate is None and c.clip is None]
@@ -30,7 +30,7 @@ def test_manual_matches_autodiff(case, B, T, I, H, reverse, use_lengths, unroll,
     rng = np.random.default_rng(seed)
     params = random_like(cell.init(jax.random.key(seed)), rng, 0.5)
     xs = jnp.asarray(rng.normal(size=(B, T, I)))
-    carry0 = random_like(cell.initial_carry((B,), F64), rng, 0.5)
+    carry0 = random_carry(cell, (B,), rng, 0.5)
     lengths = (jnp.asarray(data.draw(st.lists(st.integers(0, T), min_size=B, max_size=B)))
                if use_lengths else None)
     dys = jnp.asarray(rng.normal(size=(B, T, cell.output_size)))
@@ -60,7 +60,7 @@ def test_bptt_function_matches_vjp_of_run(name, batch, time_major):
     params = random_like(cell.init(jax.random.key(1)), rng, 0.5)
     shape = (T, *batch, 3) if time_major else (*batch, T, 3)
     xs = jnp.asarray(rng.normal(size=shape))
-    carry0 = random_like(cell.initial_carry(batch, F64), rng)
+    carry0 = random_carry(cell, batch, rng)
     lengths = jnp.asarray(rng.integers(0, T + 1, size=batch)) if batch else None
     out_shape = jax.eval_shape(lambda: rnn_jax.run(cell, params, xs, carry0,
                                                    time_major=time_major))
@@ -97,7 +97,7 @@ def test_check_grads_finite_differences(name):
     rng = np.random.default_rng(2)
     params = random_like(cell.init(jax.random.key(2)), rng, 0.5)
     xs = jnp.asarray(rng.normal(size=(2, 4, 2)))
-    carry0 = random_like(cell.initial_carry((2,), F64), rng, 0.5)
+    carry0 = random_carry(cell, (2,), rng, 0.5)
     lengths = jnp.array([4, 2])
 
     @jax.jit

@@ -9,7 +9,7 @@ import pytest
 import rnn_jax
 from rnn_jax._src.activations import derivative, function
 from rnn_jax._src.cell import batched
-from rnn_jax._src.verify import CASES, call_compiled, random_like, rel_err
+from rnn_jax._src.verify import CASES, call_compiled, random_carry, random_like, rel_err
 
 F64 = jnp.float64
 EXACT = [c for c in CASES if c.truncate is None and c.clip is None]
@@ -26,7 +26,7 @@ def test_step_and_grads_match_vjp(case, batch):
     b = cell.backward
     rng = np.random.default_rng(len(case.options))
     params = random_like(cell.init(jax.random.key(0)), rng, 0.5)
-    carry = random_like(cell.initial_carry(batch, F64), rng)
+    carry = random_carry(cell, batch, rng)
     x = jnp.asarray(rng.normal(size=(*batch, 3)))
     n = len(batch)
     out = jax.eval_shape(lambda c, x: cell.step(params, c, x), carry, x)

@@ -13,7 +13,7 @@ import pytest
 
 import rnn_jax
 from rnn_jax._src.plan import TABLE
-from rnn_jax._src.verify import CASES, call_compiled, random_like, rel_err
+from rnn_jax._src.verify import CASES, call_compiled, random_carry, random_like, rel_err
 
 F64 = jnp.float64
 EXACT = [c for c in CASES if c.truncate is None and c.clip is None]
@@ -27,7 +27,7 @@ def _problem(case, seed=0):
     rng = np.random.default_rng(seed)
     params = random_like(cell.init(jax.random.key(seed)), rng, 0.5)
     xs = jnp.asarray(rng.normal(size=(B, T, I)))
-    carry0 = random_like(cell.initial_carry((B,), F64), rng, 0.5)
+    carry0 = random_carry(cell, (B,), rng, 0.5)
     lengths = jnp.asarray(rng.integers(0, T + 1, size=B))
     resets = jnp.asarray(rng.random((B, T)) < 0.2)
     dys = jnp.asarray(rng.normal(size=(B, T, cell.output_size)))

@@ -3,7 +3,8 @@
 Cells apply an initialiser to each gate's ``(H, in)`` block separately (see
 :func:`per_gate`), so ``orthogonal()`` gives every gate its own orthogonal recurrent matrix.
 
-* :func:`orthogonal`, :func:`glorot_uniform`, :func:`zeros` are ``jax.nn.initializers``.
+* :func:`orthogonal`, :func:`glorot_uniform`, :func:`normal`, :func:`zeros` are
+  ``jax.nn.initializers``.
 * :func:`identity` — ``W_hh = scale * I`` (IRNN; Le, Jaitly & Hinton 2015, arXiv 1504.00941).
 * :func:`pytorch_uniform` — ``U(-1/sqrt(H), 1/sqrt(H))``, PyTorch's default for every RNN tensor.
 * :func:`random_rotation` — ``W = expm(A)`` with ``A`` block-diagonal skew-symmetric made of
@@ -24,6 +25,7 @@ Initializer = Callable[..., jax.Array]
 
 orthogonal = jax.nn.initializers.orthogonal
 glorot_uniform = jax.nn.initializers.glorot_uniform
+normal = jax.nn.initializers.normal
 zeros = jax.nn.initializers.zeros
 
 

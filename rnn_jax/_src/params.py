@@ -92,3 +92,22 @@ class SCRNCarry(NamedTuple):
 
     h: Array
     s: Array
+
+
+class ClockworkParams(NamedTuple):
+    """Clockwork RNN weights: ``h_t = φ(W_ih x_t + W_hh h_{t-1} + b)`` for the active modules.
+    ``w_hh`` is block upper triangular (module ``i`` reads module ``j`` only if ``j ≥ i``, i.e.
+    from slower modules); its other blocks are stored as zeros and never change (their gradient
+    is exactly zero)."""
+
+    w_ih: Array  # (H, I)
+    w_hh: Array  # (H, H), block upper triangular in modules of H // g units
+    b: Array     # (H,)
+
+
+class ClockworkCarry(NamedTuple):
+    """Clockwork RNN state: the hidden units ``h`` (size H) and every module's clock ``phase``
+    (size g): ``t mod T_k`` for the step about to be read; module ``k`` updates when it is 0."""
+
+    h: Array
+    phase: Array

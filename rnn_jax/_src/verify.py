@@ -32,6 +32,8 @@ from rnn_jax._src.cells.gru import gru
 from rnn_jax._src.cells.jordan import jordan
 from rnn_jax._src.cells.lstm import lstm
 from rnn_jax._src.cells.scrn import scrn
+from rnn_jax._src.cells.clockwork import clockwork
+from rnn_jax._src.params import ClockworkCarry
 from rnn_jax._src.gradients import Autodiff
 from rnn_jax._src.runner import run
 from rnn_jax._src.scan import cell_step
@@ -91,10 +93,16 @@ CASES: tuple[Case, ...] = (
     Case("scrn", "alpha=0.95 S=3", lambda i, h, d: scrn(i, h, 3, dtype=d)),
     Case("scrn", "learn_alpha activation=tanh S=2",
          lambda i, h, d: scrn(i, h, 2, learn_alpha=True, activation="tanh", dtype=d)),
+    Case("clockwork", "periods=1,2,4,8",     # H rounded up to a multiple of the modules
+         lambda i, h, d: clockwork(i, -(-h // 4) * 4, periods=(1, 2, 4, 8), dtype=d)),
+    Case("clockwork", "periods=1,3 activation=relu",
+         lambda i, h, d: clockwork(i, -(-h // 2) * 2, periods=(1, 3), activation="relu", dtype=d)),
     Case("elman", "activation=tanh truncate=3", lambda i, h, d: elman(i, h, dtype=d), truncate=3),
     Case("lstm", "peephole proj_size=2 truncate=2 clip=0.05",
          lambda i, h, d: lstm(i, max(h, 4), peephole=True, proj_size=2, dtype=d), truncate=2, clip=0.05),
     Case("gru", "reset=after clip=0.02", lambda i, h, d: gru(i, h, dtype=d), clip=0.02),
+    Case("clockwork", "periods=1,2 truncate=3 clip=0.05",
+         lambda i, h, d: clockwork(i, -(-h // 2) * 2, modules=2, dtype=d), truncate=3, clip=0.05),
     Case("gru", "reset=before truncate=4", lambda i, h, d: gru(i, h, reset="before", dtype=d),
          truncate=4),
 )
@@ -160,13 +168,25 @@ def random_like(tree: Any, rng: np.random.Generator, scale: float = 1.0) -> Any:
                                         for l in leaves])
 
 
+def random_carry(cell: Cell, batch_shape: tuple, rng: np.random.Generator,
+                 scale: float = 1.0, dtype: Any = jnp.float64) -> Any:
+    """A random carry of ``cell`` for ``batch_shape`` (float64), N(0, scale²), but for a
+    Clockwork cell's clock, each module at a random whole phase ``0 ≤ phase < T_k``."""
+    carry = random_like(cell.initial_carry(batch_shape, dtype), rng, scale)
+    if isinstance(carry, ClockworkCarry):
+        periods = np.asarray(cell.options["periods"])
+        carry = carry._replace(phase=jnp.asarray(
+            rng.integers(0, periods, (*batch_shape, len(periods))), dtype))
+    return carry
+
+
 def problem(case: Case, seed: int, B: int = 3, T: int = 7, I: int = 3, H: int = 4):
     """``(cell, params, xs, carry0, lengths, dys, dcarry)``, random, float64."""
     cell = case.make(I, H, jnp.float64)
     rng = np.random.default_rng(seed)
     params = random_like(cell.init(jax.random.key(seed)), rng, 0.5)
     xs = jnp.asarray(rng.normal(size=(B, T, I)))
-    carry0 = random_like(cell.initial_carry((B,), jnp.float64), rng, 0.5)
+    carry0 = random_carry(cell, (B,), rng, 0.5)
     lengths = jnp.asarray([T, int(rng.integers(1, T)), 0][:B])
     dys = jnp.asarray(rng.normal(size=(B, T, cell.output_size)))
     dcarry = random_like(carry0, rng)
@@ -179,6 +199,8 @@ def verify_case(case: Case, seed: int = 0, directions: int = 4, eps: float = 1e-
     exact = case.truncate is None and case.clip is None
     rng = np.random.default_rng(seed + 1)
     dirs = [random_like((params, xs, carry0), rng) for _ in range(directions)]
+    if isinstance(carry0, ClockworkCarry):   # the clock is discrete: never perturbed
+        dirs = [(p, x, c._replace(phase=jnp.zeros_like(c.phase))) for p, x, c in dirs]
     dirs = jax.tree.map(lambda *l: jnp.stack(l), *dirs)
 
     def pairing(final, ys):
