@@ -288,13 +288,15 @@ def test_gradients_command_writes_table_png_and_csv(tmp_path, capsys):
     assert cli_main(["gradients", "--out", str(out), "--length", "20", "--hidden", "6",
                      "--sequences", "2", "--radii", "0.5"]) == 0
     text = capsys.readouterr().out
+    modules = [f"clockwork module {k + 1} (T={2 ** k})" for k in range(4)]
     names = ["tanh rho=0.5", "identity rho=1.02", "relu identity (IRNN)", "tanh orthogonal",
-             "lstm (h,c)", "gru"]
+             "lstm (h,c)", "gru", "clockwork", "scrn", *modules, "scrn h", "scrn s"]
     rows = {}
     for line in text.splitlines():
-        for n in names:
-            if line.startswith(n):
-                rows[n] = line[len(n):].split()  # rho, s_max, g*s_max, lag 1, 10, 20, rate
+        found = [n for n in names if line.startswith(n + " ")]
+        if found:
+            n = max(found, key=len)
+            rows[n] = line[len(n):].split()  # rho, s_max, g*s_max, lag 1, 10, 20, rate
     assert list(rows) == names and "lag 20" in text
     assert (out / "gradients.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(out / "gradients.csv") as f:
@@ -302,6 +304,9 @@ def test_gradients_command_writes_table_png_and_csv(tmp_path, capsys):
     table = np.loadtxt(out / "gradients.csv", delimiter=",", skiprows=1)
     assert table.shape == (21, 1 + len(names))
     np.testing.assert_allclose(table[0, 1:], 1.0)          # lag 0: ‖I‖ = 1
+    col = {n: table[:, 1 + i] for i, n in enumerate(names)}
+    assert col[modules[-1]][20] > 1e3 * col[modules[0]][20]   # the slow module keeps its gradient
+    assert col["scrn s"][20] > col["scrn h"][20]             # and so does the SCRN's context
     assert float(rows["tanh rho=0.5"][0]) == pytest.approx(0.5)
     assert float(rows["identity rho=1.02"][-1]) == pytest.approx(1.02, rel=0.05)  # rate ≈ ρ
     for i, n in enumerate(names):                           # the Pascanu bound, mean curves

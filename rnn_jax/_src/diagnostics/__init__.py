@@ -6,6 +6,8 @@ must agree (``tests/test_diagnostics.py``).
 """
 
 from rnn_jax._src.diagnostics.jacobians import (
+    block_norms,
+    carry_blocks,
     jacobian_norms,
     lag_jacobians,
     part_indices,
@@ -22,6 +24,7 @@ from rnn_jax._src.diagnostics.manual import (
 from rnn_jax._src.diagnostics.plots import plot_lag_norms
 from rnn_jax._src.diagnostics.report import (
     Model,
+    block_curves,
     elman_with_radius,
     format_table,
     gradient_report,
@@ -44,7 +47,7 @@ from rnn_jax._src.diagnostics.spectra import (
 )
 
 __all__ = [
-    "DERIVATIVE_BOUNDS", "Model", "derivative_bound", "elman_with_radius", "format_table",
+    "DERIVATIVE_BOUNDS", "Model", "block_curves", "block_norms", "carry_blocks", "derivative_bound", "elman_with_radius", "format_table",
     "gate_blocks", "gradient_report", "growth_rate", "jacobian_norms", "jacobian_via_bptt",
     "lag_curve", "lag_jacobians", "lag_jacobians_manual", "largest_singular_value",
     "pascanu_bound", "part_indices", "plot_lag_norms", "recurrent_matrix", "regime",

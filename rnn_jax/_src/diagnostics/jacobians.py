@@ -24,7 +24,7 @@ batch.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -133,6 +133,30 @@ def jacobian_norms(cell: Cell, params: Any, xs: jax.Array, carry0: Any = None, *
     return jnp.linalg.norm(js, ord=ord, axis=(-2, -1))[::-1]
 
 
+def block_norms(cell: Cell, params: Any, xs: jax.Array, columns: Sequence[int],
+                carry0: Any = None, *, ord: Any = 2) -> jax.Array:
+    """``‖∂h_T/∂h_{T-l}[columns]‖`` by lag ``l = 0..T``: how much the final carry (all of it)
+    depends on the block ``columns`` of the flattened carry ``l`` steps earlier, e.g. one
+    module of a Clockwork RNN or the slow context of an SCRN (:func:`carry_blocks`)."""
+    js = lag_jacobians(cell, params, xs, carry0)
+    return jnp.linalg.norm(js[:, :, np.asarray(columns)], ord=ord, axis=(-2, -1))[::-1]
+
+
+def carry_blocks(cell: Cell, params: Any) -> dict:
+    """Named blocks of a cell's flattened carry, for :func:`block_norms`: each module of a
+    Clockwork RNN (``"module k (T=p)"``, fastest first) or each field of a NamedTuple carry
+    (the SCRN's ``h`` and ``s``, the LSTM's ``h`` and ``c``); ``{"carry": all}`` otherwise."""
+    if cell.name == "clockwork":
+        periods = cell.options["periods"]
+        n = cell.hidden_size // len(periods)
+        return {f"module {k + 1} (T={p})": np.arange(k * n, (k + 1) * n)
+                for k, p in enumerate(periods)}
+    fields = getattr(cell.initial_carry(), "_fields", ())
+    if not fields:
+        return {"carry": part_indices(cell, params, None)}
+    return {f: part_indices(cell, params, f) for f in fields}
+
+
 def state_gradients(cell: Cell, params: Any, xs: jax.Array, loss_fn: Callable[[jax.Array], Any],
                     carry0: Any = None) -> jax.Array:
     """``∂L/∂h_t`` for ``t = 1..T``, the total derivative through all later steps.
@@ -140,7 +164,8 @@ def state_gradients(cell: Cell, params: Any, xs: jax.Array, loss_fn: Callable[[j
     ``L = loss_fn(ys)`` with ``ys`` the cell outputs ``(T, output_size)``. Computed by adding a
     zero perturbation ``ε_t`` to each new state and differentiating with respect to it:
     ``∂L/∂ε_t = ∂L/∂h_t``. The output ``y_t`` is read from the perturbed state: the carry itself
-    for Elman, GRU and Jordan (whose carry is its output ``y_t``), ``carry.h`` for an LSTM.
+    for Elman, GRU and Jordan (whose carry is its output ``y_t``), ``carry.h`` for an LSTM and a
+    Clockwork RNN, ``[h; s]`` for an SCRN.
 
     Returns:
       ``(T, n)`` gradients with respect to the flattened carries ``h_1 .. h_T``.
@@ -148,15 +173,19 @@ def state_gradients(cell: Cell, params: Any, xs: jax.Array, loss_fn: Callable[[j
     xs = _check_sequence(cell, xs)
     carry0 = initial_state(cell, params, carry0)
     flat0, unravel = ravel_pytree(carry0)
-    if cell.name not in ("elman", "gru", "jordan", "lstm"):
+    outputs = {"elman": lambda c: c, "gru": lambda c: c, "jordan": lambda c: c,
+               "lstm": lambda c: c.h, "clockwork": lambda c: c.h,
+               "scrn": lambda c: jnp.concatenate([c.h, c.s])}
+    if cell.name not in outputs:
         raise NotImplementedError(f"state_gradients does not know the output of a {cell.name} cell")
+    output = outputs[cell.name]
     xps = project_all(cell, params, xs)
 
     def loss_of(eps):
         def step(c, inp):
             xp, e = inp
             new = unravel(ravel_pytree(cell.recur(params, c, xp)[0])[0] + e)
-            return new, (new.h if cell.name == "lstm" else new)
+            return new, output(new)
 
         _, ys = jax.lax.scan(step, carry0, (xps, eps))
         return loss_fn(ys)

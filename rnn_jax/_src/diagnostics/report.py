@@ -15,11 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax._src.cell import Cell
+from rnn_jax._src.cells.clockwork import clockwork
 from rnn_jax._src.cells.elman import elman, irnn
 from rnn_jax._src.cells.gru import gru
 from rnn_jax._src.cells.lstm import lstm
+from rnn_jax._src.cells.scrn import scrn
 import rnn_jax._src.diagnostics.spectra as spectra
-from rnn_jax._src.diagnostics.jacobians import jacobian_norms
+from rnn_jax._src.diagnostics.jacobians import block_norms, carry_blocks, jacobian_norms
 
 
 class Model(NamedTuple):
@@ -51,8 +53,10 @@ def standard_models(key: jax.Array, input_size: int, hidden: int,
                     radii: Sequence[float] = (0.5, 0.9, 1.0, 1.5), linear_radius: float = 1.02,
                     dtype: Any = jnp.float32) -> list[Model]:
     """tanh Elman at several spectral radii, a linear Elman just above radius 1, ReLU with
-    identity init (IRNN), tanh with orthogonal init, LSTM (forget bias 1) and GRU."""
-    keys = iter(jax.random.split(key, len(radii) + 5))
+    identity init (IRNN), tanh with orthogonal init, LSTM (forget bias 1), GRU, a Clockwork
+    RNN (4 modules of periods 1, 2, 4, 8, the paper's init) and an SCRN (``0.4 H`` context
+    units, α = 0.95)."""
+    keys = iter(jax.random.split(key, len(radii) + 7))
     tanh = elman(input_size, hidden, dtype=dtype)   # orthogonal W_hh by default; one cell
     models = [elman_with_radius(next(keys), input_size, hidden, r, dtype=dtype, cell=tanh)
               for r in radii]
@@ -64,6 +68,8 @@ def standard_models(key: jax.Array, input_size: int, hidden: int,
         ("tanh orthogonal", tanh, 1.0),
         ("lstm (h,c)", lstm(input_size, hidden, dtype=dtype), None),
         ("gru", gru(input_size, hidden, dtype=dtype), None),
+        ("clockwork", clockwork(input_size, max(4, hidden - hidden % 4), dtype=dtype), None),
+        ("scrn", scrn(input_size, hidden, max(1, round(0.4 * hidden)), dtype=dtype), None),
     ]:
         models.append(Model(name, cell, _jit(cell.init)(next(keys)), gamma))
     return models
@@ -92,6 +98,21 @@ def lag_curve(model: Model, xs: jax.Array) -> np.ndarray:
         return lambda params, xs: jax.vmap(lambda x: jacobian_norms(cell, params, x))(xs)
 
     return np.asarray(_cached("curves", model.cell, make)(model.params, xs)).mean(axis=0)
+
+
+def block_curves(model: Model, xs: jax.Array) -> dict:
+    """For a Clockwork RNN or an SCRN, ``{"NAME BLOCK": curve}``: the mean over ``xs`` of
+    ``‖∂h_T/∂h_{T-l}[block]‖_2`` for each module, or for ``h`` and the slow context ``s``
+    (:func:`rnn_jax.diagnostics.carry_blocks`); empty for other cells."""
+    if model.cell.name not in ("clockwork", "scrn"):
+        return {}
+    out = {}
+    for name, cols in carry_blocks(model.cell, model.params).items():
+        def make(cell, cols=cols):
+            return lambda p, xs: jax.vmap(lambda x: block_norms(cell, p, x, cols))(xs)
+        fn = jax.jit(make(model.cell))
+        out[f"{model.name} {name}"] = np.asarray(fn(model.params, xs)).mean(axis=0)
+    return out
 
 
 def growth_rate(curve: np.ndarray) -> float:
@@ -152,4 +173,9 @@ def gradient_report(length: int = 100, hidden: int = 32, input_size: int = 8,
     models = standard_models(km, input_size, hidden, radii, linear_radius, dtype)
     xs = jax.random.normal(kx, (sequences, length, input_size), dtype)
     curves = {m.name: lag_curve(m, xs) for m in models}
-    return models, curves, summarise(models, curves, lags)
+    blocks = []
+    for m in models:   # per Clockwork module, and the SCRN's h and slow context s
+        for name, curve in block_curves(m, xs).items():
+            curves[name] = curve
+            blocks.append(Model(name, m.cell, m.params))
+    return models + blocks, curves, summarise(models + blocks, curves, lags)
