@@ -57,8 +57,8 @@ def main(args) -> int:
             with open(args.units_text, encoding="utf-8", errors="replace") as f:
                 source = f.read()
         else:
-            from rnn_jax._src.train.data_text import load_corpus
-            source = load_corpus(cfg.get("data") or None, max_chars=cfg.get("max_chars")).valid[0]
+            from rnn_jax._src.train.data_text import read_corpus
+            source = read_corpus(cfg).valid[0]
         paths = save_unit_pictures(model, params, Vocab(cfg["vocab"]), source[:3000],
                                    args.units_out, k=args.units)
         print("\n".join(paths))

@@ -1,4 +1,4 @@
-"""``rnn-jax train adding|copy|charlm``: train a model on one of the classic tasks.
+"""``rnn-jax train adding|copy|charlm|waveform``: train a model on one of the classic tasks.
 
 A run lives in its own directory (``--out``; by default a new ``runs/TASK-CELL-TIME``) and is
 never replaced without ``--overwrite``. ``--resume`` continues the run saved there: its
@@ -18,13 +18,14 @@ from rnn_jax._src.commands._args import (UsageError, nonnegative_float, nonnegat
                                          positive_float, positive_int)
 
 NAME = "train"
-HELP = "train an RNN on the adding problem, the copy task or a character-level corpus"
+HELP = ("train an RNN on the adding problem, the copy task, a character-level corpus or the "
+        "Clockwork RNN's waveform generation")
 
 # the options that make a run (saved in config.json; the command line spells them --a-b)
 RUN_KEYS = ("cell", "init", "seed", "hidden", "length", "batch", "lr", "optimizer", "clip",
             "clip_value", "eval_batch", "log_every", "eval_every", "checkpoint_every",
             "nonfinite")
-CHARLM_KEYS = ("data", "max_chars", "valid_chars", "min_count", "ngram_order")
+CHARLM_KEYS = ("corpus", "data", "max_chars", "valid_chars", "min_count", "ngram_order")
 RUN_FILES = ("config.json", "checkpoint.msgpack", "metrics.jsonl", "summary.json")
 EXIT_NONFINITE, EXIT_INTERRUPTED = 3, 130
 
@@ -37,14 +38,15 @@ def _task_defaults(key: str) -> str:
 def add_arguments(parser) -> None:
     from rnn_jax._src.train.models import CELLS, INITS
     from rnn_jax._src.train.step import OPTIMIZERS
-    parser.add_argument("task", choices=("adding", "copy", "charlm"))
+    parser.add_argument("task", choices=("adding", "copy", "charlm", "waveform"))
     parser.add_argument("--cell", choices=CELLS, help="the recurrent cell (default: lstm)")
     parser.add_argument("--hidden", type=positive_int,
                         help=f"hidden size (default: {_task_defaults('hidden')})")
     parser.add_argument("--param-budget", type=positive_int,
                         help="choose the hidden size whose model has about this many parameters")
     parser.add_argument("--length", type=positive_int,
-                        help="T of the adding/copy task, or the truncated-BPTT chunk of charlm "
+                        help="T of the adding/copy task, the truncated-BPTT chunk of charlm, or "
+                             "the samples of the waveform clip "
                              f"(default: {_task_defaults('length')})")
     parser.add_argument("--steps", type=positive_int,
                         help="train until this step (default: 1000; with --resume: as saved, "
@@ -78,6 +80,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--eval-batch", type=positive_int,
                         help="test sequences (adding/copy, default 1000) or validation streams "
                              "(charlm, default 16)")
+    parser.add_argument("--corpus", choices=("code", "prose"),
+                        help="charlm: the standard library's .py files (code, default) or its "
+                             "English pydoc topics (prose, pydoc_data/topics.py)")
     parser.add_argument("--data", nargs="*", help="charlm: text files (default: the Python "
                         "standard library's .py files)")
     parser.add_argument("--max-chars", type=positive_int,
@@ -191,6 +196,9 @@ def main(args) -> int:
         print(f"\nrnn-jax train: interrupted; step {err.step} is saved in {out}. "
               f"Resume with: {resume_cmd}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if args.task == "waveform":   # the target clip against this model's output
+        from rnn_jax._src.train.waveform import plot_waveforms
+        plot_waveforms([out], os.path.join(out, "waveform.png"))
     ckpt.atomic_write(os.path.join(out, "summary.json"),
                       json.dumps(ckpt.json_safe(summary), indent=2).encode("utf-8"))
     print(json.dumps(ckpt.json_safe(summary), indent=2))
@@ -199,13 +207,14 @@ def main(args) -> int:
 
 def _hidden_for_budget(args, cfg: dict) -> int:
     from rnn_jax._src.train.models import hidden_for_budget
-    n_in = {"adding": 2, "copy": 10}.get(args.task)
+    n_in = {"adding": 2, "copy": 10, "waveform": 1}.get(args.task)
     if n_in is None:  # charlm: the vocabulary decides the sizes
         from rnn_jax._src.train import data_text as text
         print("reading the corpus for the vocabulary size...", file=sys.stderr)
-        corpus = text.load_corpus(cfg["data"] or None, max_chars=cfg["max_chars"])
+        corpus = text.read_corpus(cfg)
         n_in = text.build_vocab(corpus.train, min_count=cfg["min_count"]).size
-    n_out = 1 if args.task == "adding" else n_in
+    n_out = 1 if args.task in ("adding", "waveform") else n_in
     return hidden_for_budget(dict(cell=cfg["cell"], input_size=n_in, output_size=n_out,
-                                  init=cfg["init"], tokens=args.task != "adding", hidden=1),
+                                  init=cfg["init"], tokens=args.task in ("copy", "charlm"),
+                                  hidden=1),
                              args.param_budget)

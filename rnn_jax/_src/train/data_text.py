@@ -71,6 +71,27 @@ def is_validation(name: str, valid_fraction: float) -> bool:
     return (zlib.crc32(name.encode("utf-8")) % 10_000) < valid_fraction * 10_000
 
 
+def load_prose(valid_fraction: float = 0.1, max_chars: int | None = None) -> Corpus:
+    """English prose from the standard library: the Python reference manual's topics that
+    ``help()`` shows (``pydoc_data/topics.py``, about 0.46 M characters in 79 documents),
+    split by topic name as :func:`load_corpus` splits files."""
+    from pydoc_data.topics import topics
+    split = {False: ([], []), True: ([], [])}
+    for name in sorted(topics):
+        split[is_validation(name, valid_fraction)][0].append(topics[name][:max_chars])
+        split[is_validation(name, valid_fraction)][1].append(name)
+    (train, train_names), (valid, valid_names) = split[False], split[True]
+    return Corpus(train, valid, train_names, valid_names)
+
+
+def read_corpus(cfg: dict) -> Corpus:
+    """The corpus of a charlm config: ``corpus="prose"`` (:func:`load_prose`), or the files
+    ``data`` (default: the standard library's ``.py`` files, :func:`load_corpus`)."""
+    if cfg.get("corpus", "code") == "prose":
+        return load_prose(max_chars=cfg.get("max_chars"))
+    return load_corpus(cfg.get("data") or None, max_chars=cfg.get("max_chars"))
+
+
 def load_corpus(paths: Sequence[str] | None = None, *, root: str | None = None,
                 valid_fraction: float = 0.05, include_tests: bool = False,
                 max_chars: int | None = None) -> Corpus:

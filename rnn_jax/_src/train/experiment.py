@@ -36,7 +36,7 @@ def run_training(cfg: dict, out: str, *, resume: bool = False, progress: bool = 
     state = init_state(params, opt, k_state, s.initial_carry)
     if resume and ckpt.has_checkpoint(out):
         state = ckpt.restore_checkpoint(out, state)
-    full = {**cfg, **s.extra, "model": s.model.config, "params": count_params(params),
+    full = {**cfg, **s.extra, "model": s.model.config, "params": count_params(params, s.model.cell),
             "baselines": s.baselines}
     ckpt.save_config(out, full)
     state, records = train_loop(
@@ -61,7 +61,8 @@ def default_config(task: str, **overrides) -> dict:
                eval_batch=16 if task == "charlm" else 1000, log_every=50, eval_every=500,
                checkpoint_every=500, nonfinite="stop", **DEFAULTS[task])
     if task == "charlm":
-        cfg.update(data=None, max_chars=None, valid_chars=200_000, min_count=100, ngram_order=4)
+        cfg.update(corpus="code", data=None, max_chars=None, valid_chars=200_000, min_count=100,
+                   ngram_order=4)
     unknown = set(overrides) - set(cfg)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}")

@@ -6,7 +6,10 @@ rebuild it from a checkpoint directory::
     {"cell": "lstm", "input_size": 98, "hidden": 256, "output_size": 98,
      "init": "default", "tokens": true}
 
-``tokens=True`` means integer inputs, fed to the cell one-hot.
+``tokens=True`` means integer inputs, fed to the cell one-hot. The SCRN has ``hidden``
+hidden units and ``round(0.4 * hidden)`` context units (the paper's 100 + 40); the Clockwork
+RNN has ``hidden`` units in 4 modules of periods 1, 2, 4, 8 (``hidden`` rounded down to a
+multiple of 4, at least 4).
 """
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ import jax
 
 import rnn_jax
 from rnn_jax._src import initializers as inits
+from rnn_jax._src.cells.clockwork import structure
 
-CELLS = ("elman", "irnn", "lstm", "gru", "jordan")
+CELLS = ("elman", "irnn", "lstm", "gru", "jordan", "scrn", "clockwork")
+CLOCKWORK_MODULES = 4
 INITS = ("default", "orthogonal", "rotation", "identity", "glorot", "pytorch")
 
 
@@ -58,6 +63,14 @@ def make_cell(name: str, input_size: int, hidden: int, init: str = "default"):
         if kw:
             raise ValueError("irnn fixes its own initialisation (W_hh = I); use --init default")
         return rnn_jax.irnn(input_size, hidden)
+    if name == "scrn":
+        return rnn_jax.scrn(input_size, hidden, max(1, round(0.4 * hidden)), **kw)
+    if name == "clockwork":
+        if kw:
+            raise ValueError("clockwork's recurrent weights are block triangular; "
+                             "use --init default")
+        g = CLOCKWORK_MODULES
+        return rnn_jax.clockwork(input_size, max(g, hidden - hidden % g), modules=g)
     if name == "jordan":
         if kw:
             raise ValueError("jordan's recurrent weights are (H, O); use --init default")
@@ -103,13 +116,18 @@ def hidden_states(model: Model, params: ModelParams, xs, carry=None):
     return hs
 
 
-def count_params(tree) -> int:
-    return int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))
+def count_params(tree, cell=None) -> int:
+    """The number of trainable numbers in ``tree``; with a Clockwork ``cell``, the zero
+    blocks of its ``W_hh`` are not counted."""
+    n = int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))
+    if cell is not None and cell.name == "clockwork":
+        n -= int((structure(cell.hidden_size, len(cell.options["periods"])) == 0).sum())
+    return n
 
 
 def model_param_count(config: dict) -> int:
     model = build_model(config)
-    return count_params(jax.eval_shape(model.init, jax.random.PRNGKey(0)))
+    return count_params(jax.eval_shape(model.init, jax.random.PRNGKey(0)), model.cell)
 
 
 def hidden_for_budget(config: dict, budget: int) -> int:
@@ -123,4 +141,5 @@ def hidden_for_budget(config: dict, budget: int) -> int:
             lo = mid
         else:
             hi = mid
-    return min((lo, hi), key=lambda h: abs(model_param_count({**config, "hidden": h}) - budget))
+    best = min((lo, hi), key=lambda h: abs(model_param_count({**config, "hidden": h}) - budget))
+    return build_model({**config, "hidden": best}).cell.hidden_size   # as the cell rounds it

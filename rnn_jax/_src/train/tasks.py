@@ -1,4 +1,4 @@
-"""The three experiments as data: model, loss, batches, evaluation and baselines.
+"""The experiments as data: model, loss, batches, evaluation and baselines.
 
 :func:`setup` turns a JSON-able run config (what ``rnn-jax train`` parses, and what it
 saves as ``config.json``) into a :class:`Setup`. Every batch is a pure function of the
@@ -24,6 +24,7 @@ DEFAULTS = {
     "adding": dict(hidden=128, length=100, batch=20, lr=1e-3, optimizer="rmsprop", clip=1.0),
     "copy": dict(hidden=128, length=50, batch=20, lr=1e-3, optimizer="rmsprop", clip=1.0),
     "charlm": dict(hidden=256, length=64, batch=32, lr=4e-3, optimizer="adam", clip=5.0),
+    "waveform": dict(hidden=24, length=320, batch=1, lr=3e-3, optimizer="adam", clip=1.0),
 }
 
 
@@ -110,9 +111,11 @@ def _quiet(message: str) -> None:
 def setup_charlm(cfg: dict, *, vocab: text.Vocab | None = None,
                  say: Callable[[str], None] = _quiet) -> Setup:
     """The character-level LM; ``say`` hears what the (several seconds of) preparation does."""
-    paths = cfg.get("data") or None
-    say("charlm: reading the corpus" + ("" if paths else " (the standard library's .py files)"))
-    corpus = text.load_corpus(paths, max_chars=cfg.get("max_chars"))
+    prose = cfg.get("corpus", "code") == "prose"
+    say("charlm: reading the corpus" + (" (the standard library's pydoc topics)" if prose else
+                                        "" if cfg.get("data") else
+                                        " (the standard library's .py files)"))
+    corpus = text.read_corpus(cfg)
     if vocab is None:
         vocab = text.build_vocab(corpus.train, min_count=cfg["min_count"])
     V = vocab.size
@@ -163,4 +166,6 @@ def setup(cfg: dict, *, say: Callable[[str], None] = _quiet, **kw) -> Setup:
     """The :class:`Setup` of ``cfg``'s task; ``say`` hears about long preparation."""
     if cfg["task"] == "charlm":
         return setup_charlm(cfg, say=say, **kw)
-    return {"adding": setup_adding, "copy": setup_copy}[cfg["task"]](cfg, **kw)
+    from rnn_jax._src.train.waveform import setup_waveform
+    return {"adding": setup_adding, "copy": setup_copy,
+            "waveform": setup_waveform}[cfg["task"]](cfg, **kw)
