@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rnn_jax
-from rnn_jax._src.verify import call_compiled, random_like, reference_scan, rel_err
+from rnn_jax._src.verify import call_compiled, random_carry, random_like, reference_scan, rel_err
 
 F64 = jnp.float64
 MAKERS = {
@@ -18,6 +18,8 @@ MAKERS = {
     "lstm": lambda: rnn_jax.lstm(3, 4, peephole=True, proj_size=2, dtype=F64),
     "gru after": lambda: rnn_jax.gru(3, 4, dtype=F64),
     "gru before": lambda: rnn_jax.gru(3, 4, reset="before", dtype=F64),
+    "scrn": lambda: rnn_jax.scrn(3, 4, 2, learn_alpha=True, dtype=F64),
+    "clockwork": lambda: rnn_jax.clockwork(3, 4, periods=(1, 3), dtype=F64),
 }
 B, T = 3, 7
 
@@ -27,7 +29,7 @@ def _problem(name, seed):
     rng = np.random.default_rng(seed)
     params = random_like(cell.init(jax.random.key(seed)), rng, 0.6)
     xs = jnp.asarray(rng.normal(size=(B, T, 3)))
-    carry0 = random_like(cell.initial_carry((B,), F64), rng, 0.5)
+    carry0 = random_carry(cell, (B,), rng, 0.5)
     dys = jnp.asarray(rng.normal(size=(B, T, cell.output_size)))
     dcarry = random_like(carry0, rng)
     return cell, params, xs, carry0, dys, dcarry

@@ -21,6 +21,8 @@ CELLS = {
     "lstm": rnn_jax.lstm(I, H, peephole=True, proj_size=3, dtype=F64),
     "gru_after": rnn_jax.gru(I, H, dtype=F64),
     "gru_before": rnn_jax.gru(I, H, reset="before", dtype=F64),
+    "scrn": rnn_jax.scrn(I, H, 2, dtype=F64),
+    "clockwork": rnn_jax.clockwork(I, H, periods=(1, 3), dtype=F64),
 }
 cell_names = st.sampled_from(sorted(CELLS))
 lengths_st = st.lists(st.integers(0, T), min_size=6, max_size=6).map(
