@@ -8,8 +8,10 @@ with one ``lax.scan``, planned by :func:`plan`; :func:`layer`, :func:`stacked` a
 :class:`Checkpointed`, :class:`ManualBPTT`, and on a GPU :class:`Persistent`, the whole
 recurrence in one kernel per direction) is an argument of the runner; :func:`bptt` is the
 hand-written backward pass as a function.
-Submodules: :mod:`rnn_jax.diagnostics` (vanishing/exploding gradients), :mod:`rnn_jax.train`
-(optax training, tasks, char-RNN).
+:func:`seq2seq` builds encoder-decoders.
+Submodules: :mod:`rnn_jax.attention` (scores, masks, context), :mod:`rnn_jax.decoding`
+(greedy, sampling, beam search), :mod:`rnn_jax.diagnostics` (vanishing/exploding gradients),
+:mod:`rnn_jax.train` (optax training, tasks, char-RNN).
 """
 
 from rnn_jax._src import initializers
@@ -41,7 +43,8 @@ from rnn_jax._src.params import (
 )
 from rnn_jax._src.plan import Plan, plan
 from rnn_jax._src.runner import run
-from rnn_jax import diagnostics, train  # noqa: E402  (submodules: rnn_jax.diagnostics, rnn_jax.train)
+from rnn_jax._src.seq2seq import Memory, Seq2Seq, Seq2SeqParams, reverse_valid, seq2seq
+from rnn_jax import attention, decoding, diagnostics, train  # noqa: E402  (submodules)
 
 __version__ = "0.1.0"
 
@@ -49,7 +52,8 @@ __all__ = [
     "Autodiff", "Backward", "Cell", "Checkpointed", "ClockworkCarry", "ClockworkParams",
     "Dense", "DenseParams", "ElmanParams", "GRUParams", "GRU_GATES", "GradientMethod",
     "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT",
-    "Persistent", "Plan", "SCRNCarry", "SCRNParams", "bidirectional", "bptt", "clockwork",
+    "Memory", "Persistent", "Plan", "SCRNCarry", "SCRNParams", "Seq2Seq", "Seq2SeqParams",
+    "attention", "decoding", "reverse_valid", "seq2seq", "bidirectional", "bptt", "clockwork",
     "dense", "diagnostics", "elman", "gru", "initializers", "irnn", "jordan", "layer", "lstm",
     "masked_mse", "plan", "run", "scrn", "sequence_cross_entropy", "stacked", "train",
 ]
