@@ -1,4 +1,5 @@
-"""``rnn-jax train adding|copy|charlm|waveform``: train a model on one of the classic tasks.
+"""``rnn-jax train TASK``: train a model on one of the classic tasks (adding, copy, charlm,
+waveform; the sequence-to-sequence tasks reverse, addition, dates, parse).
 
 A run lives in its own directory (``--out``; by default a new ``runs/TASK-CELL-TIME``) and is
 never replaced without ``--overwrite``. ``--resume`` continues the run saved there: its
@@ -18,27 +19,31 @@ from rnn_jax._src.commands._args import (UsageError, nonnegative_float, nonnegat
                                          positive_float, positive_int)
 
 NAME = "train"
-HELP = ("train an RNN on the adding problem, the copy task, a character-level corpus or the "
-        "Clockwork RNN's waveform generation")
+HELP = ("train an RNN on the adding problem, the copy task, a character-level corpus, the "
+        "Clockwork RNN's waveform generation or a sequence-to-sequence task")
 
 # the options that make a run (saved in config.json; the command line spells them --a-b)
 RUN_KEYS = ("cell", "init", "seed", "hidden", "length", "batch", "lr", "optimizer", "clip",
             "clip_value", "eval_batch", "log_every", "eval_every", "checkpoint_every",
             "nonfinite")
+SEQ_KEYS = ("embed", "attention", "reverse_source", "beam")
 CHARLM_KEYS = ("corpus", "data", "max_chars", "valid_chars", "min_count", "ngram_order")
 RUN_FILES = ("config.json", "checkpoint.msgpack", "metrics.jsonl", "summary.json")
 EXIT_NONFINITE, EXIT_INTERRUPTED = 3, 130
 
 
 def _task_defaults(key: str) -> str:
+    from rnn_jax._src.train.seq_tasks import SEQ_DEFAULTS
     from rnn_jax._src.train.tasks import DEFAULTS
-    return ", ".join(f"{task} {d[key]}" for task, d in DEFAULTS.items())
+    return (", ".join(f"{task} {d[key]}" for task, d in DEFAULTS.items())
+            + f", sequence tasks {SEQ_DEFAULTS[key]}")
 
 
 def add_arguments(parser) -> None:
     from rnn_jax._src.train.models import CELLS, INITS
     from rnn_jax._src.train.step import OPTIMIZERS
-    parser.add_argument("task", choices=("adding", "copy", "charlm", "waveform"))
+    from rnn_jax._src.train.seq_tasks import ATTENTIONS, SEQ_TASKS
+    parser.add_argument("task", choices=("adding", "copy", "charlm", "waveform", *SEQ_TASKS))
     parser.add_argument("--cell", choices=CELLS, help="the recurrent cell (default: lstm)")
     parser.add_argument("--hidden", type=positive_int,
                         help=f"hidden size (default: {_task_defaults('hidden')})")
@@ -93,12 +98,23 @@ def add_arguments(parser) -> None:
                         help="charlm: rarer characters share one UNK id (default: 100)")
     parser.add_argument("--ngram-order", type=nonnegative_int,
                         help="charlm: order of the n-gram baseline, 0: none (default: 4)")
+    parser.add_argument("--attention", choices=ATTENTIONS,
+                        help="sequence tasks: the decoder's attention (default: none)")
+    parser.add_argument("--reverse-source", action="store_true", default=None,
+                        help="sequence tasks: read each source backwards (Sutskever et al.)")
+    parser.add_argument("--embed", type=positive_int,
+                        help="sequence tasks: token embedding size (default: 32)")
+    parser.add_argument("--beam", type=positive_int,
+                        help="sequence tasks: beam width scored beside greedy, 1: greedy only "
+                             "(default: 5)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def given(args) -> dict:
     """The run options given on the command line (None: not given)."""
-    keys = RUN_KEYS + (CHARLM_KEYS if args.task == "charlm" else ())
+    from rnn_jax._src.train.seq_tasks import SEQ_TASKS
+    keys = RUN_KEYS + (CHARLM_KEYS if args.task == "charlm" else
+                       SEQ_KEYS if args.task in SEQ_TASKS else ())
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
@@ -181,6 +197,10 @@ def main(args) -> int:
         for f in found:
             os.remove(os.path.join(out, f))
         if args.param_budget:
+            from rnn_jax._src.train.seq_tasks import SEQ_TASKS
+            if args.task in SEQ_TASKS:
+                raise UsageError(f"--param-budget is not available for {args.task}; "
+                                 "give --hidden")
             cfg["hidden"] = _hidden_for_budget(args, cfg)
     from rnn_jax._src.train.experiment import run_training
     if args.out is None:
@@ -196,6 +216,9 @@ def main(args) -> int:
         print(f"\nrnn-jax train: interrupted; step {err.step} is saved in {out}. "
               f"Resume with: {resume_cmd}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    from rnn_jax._src.train.seq_tasks import SEQ_TASKS, report
+    if args.task in SEQ_TASKS:    # accuracy against source length, attention heatmaps
+        summary["report"] = report(out)
     if args.task == "waveform":   # the target clip against this model's output
         from rnn_jax._src.train.waveform import plot_waveforms
         plot_waveforms([out], os.path.join(out, "waveform.png"))

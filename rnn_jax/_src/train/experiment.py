@@ -53,13 +53,17 @@ def run_training(cfg: dict, out: str, *, resume: bool = False, progress: bool = 
 
 
 def default_config(task: str, **overrides) -> dict:
-    """A complete run config for ``task`` ("adding", "copy", "charlm"), with ``overrides``."""
+    """A complete run config for ``task`` (``rnn-jax train``'s tasks), with ``overrides``."""
+    from rnn_jax._src.train.seq_tasks import SEQ_DEFAULTS, SEQ_OPTIONS, SEQ_TASKS
     from rnn_jax._src.train.tasks import DEFAULTS
-    if task not in DEFAULTS:
-        raise ValueError(f"task {task!r} is not one of {sorted(DEFAULTS)}")
+    defaults = {**DEFAULTS, **{t: SEQ_DEFAULTS for t in SEQ_TASKS}}
+    if task not in defaults:
+        raise ValueError(f"task {task!r} is not one of {sorted(defaults)}")
     cfg = dict(task=task, cell="lstm", init="default", seed=0, steps=1000, clip_value=None,
                eval_batch=16 if task == "charlm" else 1000, log_every=50, eval_every=500,
-               checkpoint_every=500, nonfinite="stop", **DEFAULTS[task])
+               checkpoint_every=500, nonfinite="stop", **defaults[task])
+    if task in SEQ_TASKS:
+        cfg.update(SEQ_OPTIONS)
     if task == "charlm":
         cfg.update(corpus="code", data=None, max_chars=None, valid_chars=200_000, min_count=100,
                    ngram_order=4)

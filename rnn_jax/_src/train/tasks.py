@@ -166,6 +166,9 @@ def setup(cfg: dict, *, say: Callable[[str], None] = _quiet, **kw) -> Setup:
     """The :class:`Setup` of ``cfg``'s task; ``say`` hears about long preparation."""
     if cfg["task"] == "charlm":
         return setup_charlm(cfg, say=say, **kw)
+    from rnn_jax._src.train.seq_tasks import SEQ_TASKS, setup_seq2seq
     from rnn_jax._src.train.waveform import setup_waveform
+    if cfg["task"] in SEQ_TASKS:
+        return setup_seq2seq(cfg, **kw)
     return {"adding": setup_adding, "copy": setup_copy,
             "waveform": setup_waveform}[cfg["task"]](cfg, **kw)
