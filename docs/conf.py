@@ -100,6 +100,8 @@ nitpick_ignore = [
     ("py:class", "rnn_jax._src.diagnostics.report.Row"),  # diagnostics.summarise's annotation
     ("py:class", "Row"),
     ("py:mod", "rnn_jax._src.train"),  # rnn_jax/train.py's module docstring
+    ("py:class", "rnn_jax._src.train.seq_data.Pairs"),  # train.make_task's splits
+    ("py:class", "rnn_jax._src.train.seq_data.TaskData"),
 ]
 
 # --- autodoc / napoleon ------------------------------------------------------------------------

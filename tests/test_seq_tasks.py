@@ -43,7 +43,7 @@ def test_targets_are_right_and_splits_disjoint(task):
         else:
             value, used = _prefix_value(tgt)
             assert used == len(tgt) and value == eval(src)          # the same tree
-        assert sd.decode(sd.encode(src) + [sd.EOS, 5]) == src
+        assert sd.ids_to_text(sd.text_to_ids(src) + [sd.SEQ_EOS, 5]) == src
 
 
 def test_padded_batches():
@@ -53,9 +53,9 @@ def test_padded_batches():
     assert a["src"].shape == (5, S) and a["tgt_in"].shape == (5, T)
     for b in range(5):
         n = a["tgt_len"][b]
-        assert a["tgt_in"][b, 0] == sd.BOS and a["tgt_out"][b, n - 1] == sd.EOS
-        assert sd.decode(a["tgt_out"][b]) == d.train.targets[b]
-        assert sd.decode(a["src"][b, :a["src_len"][b]]) == d.train.sources[b]
+        assert a["tgt_in"][b, 0] == sd.SEQ_BOS and a["tgt_out"][b, n - 1] == sd.SEQ_EOS
+        assert sd.ids_to_text(a["tgt_out"][b]) == d.train.targets[b]
+        assert sd.ids_to_text(a["src"][b, :a["src_len"][b]]) == d.train.sources[b]
         assert not a["src"][b, a["src_len"][b]:].any()
 
 

@@ -20,6 +20,8 @@ _EXPORTS = {
     "sampling": ("load_trained", "sample"),
     "step": ("TrainState", "init_state", "make_optimizer", "make_train_step", "tbptt_loss"),
     "waveform": ("load_clip", "plot_waveforms"),
+    "seq_data": ("SEQ_BOS", "SEQ_EOS", "SEQ_PAD", "SEQ_VOCAB", "batch_arrays", "ids_to_text",
+                 "make_task", "max_lengths", "text_to_ids"),
     "units": ("indentation_depth", "pick_units", "plot_unit", "save_unit_pictures",
               "unit_activations"),
 }

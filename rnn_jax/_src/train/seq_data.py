@@ -10,7 +10,7 @@
 Each task has a fixed training set, validation and test sets drawn with other seeds and holding
 no training source, and a ``test_long`` set whose sources are longer than every training one
 (for ``parse``: have more operands; for ``dates``, see :func:`make_task`).
-Token ids: 0 padding, 1 start, 2 end, then the characters of :data:`CHARS`.
+Token ids: 0 padding, 1 start, 2 end, then the characters of ``CHARS``.
 """
 from __future__ import annotations
 
@@ -20,22 +20,23 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-PAD, BOS, EOS = 0, 1, 2
+SEQ_PAD, SEQ_BOS, SEQ_EOS = 0, 1, 2   # padding, start and end symbols of the seq2seq tasks
 CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/.,()"
-VOCAB = 3 + len(CHARS)
+SEQ_VOCAB = 3 + len(CHARS)             # their vocabulary size
 _ID = {c: i + 3 for i, c in enumerate(CHARS)}
 TASKS = ("reverse", "addition", "dates", "parse")
 
 
-def encode(text: str) -> list[int]:
+def text_to_ids(text: str) -> list[int]:
+    """The token ids of ``text`` (its characters must be in ``CHARS``)."""
     return [_ID[c] for c in text]
 
 
-def decode(ids) -> str:
+def ids_to_text(ids) -> str:
     """The characters of ``ids`` up to the first end symbol (padding and start dropped)."""
     out = []
     for i in np.asarray(ids).tolist():
-        if i == EOS:
+        if i == SEQ_EOS:
             break
         if i >= 3:
             out.append(CHARS[i - 3])
@@ -160,14 +161,14 @@ def batch_arrays(pairs: Pairs, idx: np.ndarray, S: int, T: int) -> dict:
     """Int32 arrays of the pairs ``idx`` padded to ``S`` and ``T``: ``src (B, S)``,
     ``src_len``, ``tgt_in`` (start symbol, then the target), ``tgt_out`` (the target, then the
     end symbol), ``tgt_len``."""
-    srcs = [encode(pairs.sources[i]) for i in idx]
-    tgts = [encode(pairs.targets[i]) for i in idx]
+    srcs = [text_to_ids(pairs.sources[i]) for i in idx]
+    tgts = [text_to_ids(pairs.targets[i]) for i in idx]
     out = {k: np.zeros((len(idx), n), np.int32) for k, n in
            (("src", S), ("tgt_in", T), ("tgt_out", T))}
     for b, (s, t) in enumerate(zip(srcs, tgts)):
         out["src"][b, :len(s)] = s
-        out["tgt_in"][b, :len(t) + 1] = [BOS] + t
-        out["tgt_out"][b, :len(t) + 1] = t + [EOS]
+        out["tgt_in"][b, :len(t) + 1] = [SEQ_BOS] + t
+        out["tgt_out"][b, :len(t) + 1] = t + [SEQ_EOS]
     out["src_len"] = np.array([len(s) for s in srcs], np.int32)
     out["tgt_len"] = np.array([len(t) + 1 for t in tgts], np.int32)
     return out

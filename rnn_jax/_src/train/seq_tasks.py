@@ -40,7 +40,7 @@ def build(cfg: dict) -> Seq2SeqModel:
     """The encoder-decoder of a run config."""
     E, H = cfg["embed"], cfg["hidden"]
     att = None if cfg["attention"] == "none" else cfg["attention"]
-    s2s = rnn_jax.seq2seq(sd.VOCAB, sd.VOCAB, make_cell(cfg["cell"], E, H),
+    s2s = rnn_jax.seq2seq(sd.SEQ_VOCAB, sd.SEQ_VOCAB, make_cell(cfg["cell"], E, H),
                           make_cell(cfg["cell"], E, H), embed_size=E, attention=att,
                           reverse_source=bool(cfg["reverse_source"]))
     config = {k: cfg[k] for k in ("task", "cell", "hidden", "embed", "attention",
@@ -55,9 +55,9 @@ def decode_all(s2s, params, arrays: dict, max_len: int, beam: int = 1) -> np.nda
     def one(mem):
         step = lambda s, t: s2s.step(params, mem, s, t)   # noqa: E731
         if beam == 1:
-            return rnn_jax.decoding.greedy(step, s2s.start(mem), bos=sd.BOS, eos=sd.EOS,
+            return rnn_jax.decoding.greedy(step, s2s.start(mem), bos=sd.SEQ_BOS, eos=sd.SEQ_EOS,
                                            max_len=max_len).tokens
-        return rnn_jax.decoding.beam_search(step, s2s.start(mem), bos=sd.BOS, eos=sd.EOS,
+        return rnn_jax.decoding.beam_search(step, s2s.start(mem), bos=sd.SEQ_BOS, eos=sd.SEQ_EOS,
                                             max_len=max_len, beam=beam,
                                             length_penalty=1.0).tokens[0]
 
@@ -66,7 +66,7 @@ def decode_all(s2s, params, arrays: dict, max_len: int, beam: int = 1) -> np.nda
 
 def exact_match(tokens: np.ndarray, pairs: sd.Pairs) -> np.ndarray:
     """Per example: whether the decoded string equals the target."""
-    return np.array([sd.decode(t) == want for t, want in zip(tokens, pairs.targets)])
+    return np.array([sd.ids_to_text(t) == want for t, want in zip(tokens, pairs.targets)])
 
 
 def setup_seq2seq(cfg: dict):
