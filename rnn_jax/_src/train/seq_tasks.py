@@ -8,6 +8,7 @@ few test examples and, for ``reverse``, how much attention falls on the anti-dia
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, NamedTuple
@@ -50,18 +51,26 @@ def build(cfg: dict) -> Seq2SeqModel:
 
 def decode_all(s2s, params, arrays: dict, max_len: int, beam: int = 1) -> np.ndarray:
     """Decoded token ids ``(N, max_len)`` of every source in ``arrays`` (greedy for beam 1)."""
-    memory = s2s.encode(params, arrays["src"], arrays["src_len"])
+    return np.asarray(_decoder(s2s, max_len, beam)(params, arrays["src"], arrays["src_len"]))
 
-    def one(mem):
-        step = lambda s, t: s2s.step(params, mem, s, t)   # noqa: E731
-        if beam == 1:
-            return rnn_jax.decoding.greedy(step, s2s.start(mem), bos=sd.SEQ_BOS, eos=sd.SEQ_EOS,
-                                           max_len=max_len).tokens
-        return rnn_jax.decoding.beam_search(step, s2s.start(mem), bos=sd.SEQ_BOS, eos=sd.SEQ_EOS,
-                                            max_len=max_len, beam=beam,
-                                            length_penalty=1.0).tokens[0]
 
-    return np.asarray(jax.jit(jax.vmap(one))(memory))
+@functools.lru_cache(maxsize=16)
+def _decoder(s2s, max_len: int, beam: int):
+    """One jitted decoder per model and setting: evaluations reuse its compilation."""
+
+    def decode(params, src, src_len):
+        def one(mem):
+            step = lambda s, t: s2s.step(params, mem, s, t)   # noqa: E731
+            if beam == 1:
+                return rnn_jax.decoding.greedy(step, s2s.start(mem), bos=sd.SEQ_BOS,
+                                               eos=sd.SEQ_EOS, max_len=max_len).tokens
+            return rnn_jax.decoding.beam_search(step, s2s.start(mem), bos=sd.SEQ_BOS,
+                                                eos=sd.SEQ_EOS, max_len=max_len, beam=beam,
+                                                length_penalty=1.0).tokens[0]
+
+        return jax.vmap(one)(s2s.encode(params, src, src_len))
+
+    return jax.jit(decode)
 
 
 def exact_match(tokens: np.ndarray, pairs: sd.Pairs) -> np.ndarray:
