@@ -42,7 +42,9 @@ from rnn_jax._src.params import (
     SCRNParams,
 )
 from rnn_jax._src.plan import Plan, plan
+from rnn_jax._src.heads import POOLS, Head, classifier, pool, tagger
 from rnn_jax._src.runner import run
+from rnn_jax._src.vocab import Embedding, build_vocabulary, embedding, one_of_n, word_ids
 from rnn_jax._src.seq2seq import Memory, Seq2Seq, Seq2SeqParams, reverse_valid, seq2seq
 from rnn_jax import attention, decoding, diagnostics, train  # noqa: E402  (submodules)
 
@@ -53,7 +55,8 @@ __all__ = [
     "Dense", "DenseParams", "ElmanParams", "GRUParams", "GRU_GATES", "GradientMethod",
     "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT",
     "Memory", "Persistent", "Plan", "SCRNCarry", "SCRNParams", "Seq2Seq", "Seq2SeqParams",
-    "attention", "decoding", "reverse_valid", "seq2seq", "bidirectional", "bptt", "clockwork",
+    "attention", "decoding", "reverse_valid", "seq2seq", "Head", "POOLS", "classifier", "pool",
+    "tagger", "Embedding", "build_vocabulary", "embedding", "one_of_n", "word_ids", "bidirectional", "bptt", "clockwork",
     "dense", "diagnostics", "elman", "gru", "initializers", "irnn", "jordan", "layer", "lstm",
     "masked_mse", "plan", "run", "scrn", "sequence_cross_entropy", "stacked", "train",
 ]
