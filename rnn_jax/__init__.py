@@ -43,6 +43,9 @@ from rnn_jax._src.params import (
 )
 from rnn_jax._src.plan import Plan, plan
 from rnn_jax._src.heads import POOLS, Head, classifier, pool, tagger
+from rnn_jax._src.ctc import CTCDecoded, ctc_beam_search, ctc_greedy, ctc_loss
+from rnn_jax._src.captioning import (Captioned, Captioner, CaptionerParams, captioner,
+                                     reinforce_loss)
 from rnn_jax._src.runner import run
 from rnn_jax._src.vocab import Embedding, build_vocabulary, embedding, one_of_n, word_ids
 from rnn_jax._src.seq2seq import Memory, Seq2Seq, Seq2SeqParams, reverse_valid, seq2seq
@@ -56,7 +59,8 @@ __all__ = [
     "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT",
     "Memory", "Persistent", "Plan", "SCRNCarry", "SCRNParams", "Seq2Seq", "Seq2SeqParams",
     "attention", "decoding", "reverse_valid", "seq2seq", "Head", "POOLS", "classifier", "pool",
-    "tagger", "Embedding", "build_vocabulary", "embedding", "one_of_n", "word_ids", "bidirectional", "bptt", "clockwork",
+    "tagger", "CTCDecoded", "ctc_beam_search", "ctc_greedy", "ctc_loss", "Captioned",
+    "Captioner", "CaptionerParams", "captioner", "reinforce_loss", "Embedding", "build_vocabulary", "embedding", "one_of_n", "word_ids", "bidirectional", "bptt", "clockwork",
     "dense", "diagnostics", "elman", "gru", "initializers", "irnn", "jordan", "layer", "lstm",
     "masked_mse", "plan", "run", "scrn", "sequence_cross_entropy", "stacked", "train",
 ]

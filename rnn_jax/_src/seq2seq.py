@@ -87,6 +87,17 @@ def reverse_valid(x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Arra
     return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1), idx
 
 
+def fill_carry(template: Any, flat: jax.Array) -> Any:
+    """A carry shaped like the unbatched ``template``, its leaves cut in order from ``flat
+    (..., n)`` (``n`` the template's size), with ``flat``'s leading dims as batch dims."""
+    batch, leaves, at = flat.shape[:-1], [], 0
+    for a in jax.tree.leaves(template):
+        n = math.prod(a.shape)
+        leaves.append(flat[..., at:at + n].reshape(*batch, *a.shape))
+        at += n
+    return jax.tree.unflatten(jax.tree.structure(template), leaves)
+
+
 def _leaves_size(tree) -> int:
     return sum(math.prod(jnp.shape(a)) for a in jax.tree.leaves(tree))
 
@@ -166,12 +177,7 @@ def seq2seq(src_vocab: int, tgt_vocab: int, encoder: Union[Cell, Layer], decoder
             return final
         batch = jax.tree.leaves(final)[0].shape[:-1]
         flat = jnp.concatenate([a.reshape(*batch, -1) for a in jax.tree.leaves(final)], -1)
-        out = jnp.tanh(bridge.apply(params.bridge, flat))
-        leaves, sizes, at = [], [math.prod(a.shape) for a in jax.tree.leaves(dec_carry)], 0
-        for a, n in zip(jax.tree.leaves(dec_carry), sizes):
-            leaves.append(out[..., at:at + n].reshape(*batch, *a.shape))
-            at += n
-        return jax.tree.unflatten(jax.tree.structure(dec_carry), leaves)
+        return fill_carry(dec_carry, jnp.tanh(bridge.apply(params.bridge, flat)))
 
     def encode(params, src, src_len, grad=None) -> Memory:
         src, src_len = jnp.asarray(src), jnp.asarray(src_len)
