@@ -80,7 +80,8 @@ def test_help_shows_the_defaults(capsys):
         with pytest.raises(SystemExit):
             cli.main(argv)
     text = " ".join(capsys.readouterr().out.split())
-    for phrase in ("(default: adding 20, copy 20, charlm 32, waveform 1, sequence tasks 64)", "(default: adding 0.001",
+    for phrase in ("(default: adding 20, copy 20, charlm 32, waveform 1, sequence tasks 64, "
+                   "slots and intent 32, autoencoder 64, ctc tasks 32, caption 32)", "(default: adding 0.001",
                    "(default: adding rmsprop", "(default: adding 1.0", "(default: adding 100,",
                    "softmax temperature", "(default: 1.0)"):
         assert phrase in text

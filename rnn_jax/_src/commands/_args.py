@@ -46,6 +46,22 @@ def nonnegative_int(text: str) -> int:
     return _number(text, int, 0, False, "an integer >= 0")
 
 
+def fraction(text: str) -> float:
+    """A float in (0, 1]."""
+    value = _number(text, float, 0.0, True, "a number in (0, 1]")
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A float in [0, 1)."""
+    value = _number(text, float, 0.0, False, "a number in [0, 1)")
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def writable_dir(path: str, argname: str) -> str:
     """``path`` created if needed and writable, or a :class:`UsageError` naming ``argname``."""
     try:

@@ -1,5 +1,6 @@
 """``rnn-jax train TASK``: train a model on one of the classic tasks (adding, copy, charlm,
-waveform; the sequence-to-sequence tasks reverse, addition, dates, parse).
+waveform; the sequence-to-sequence tasks reverse, addition, dates, parse; the language tasks
+slots, intent, autoencoder; ctc-read, ctc-listen and caption).
 
 A run lives in its own directory (``--out``; by default a new ``runs/TASK-CELL-TIME``) and is
 never replaced without ``--overwrite``. ``--resume`` continues the run saved there: its
@@ -15,35 +16,48 @@ import os
 import sys
 import time
 
-from rnn_jax._src.commands._args import (UsageError, nonnegative_float, nonnegative_int,
-                                         positive_float, positive_int)
+from rnn_jax._src.commands._args import (UsageError, fraction, nonnegative_float,
+                                         nonnegative_int, positive_float, positive_int,
+                                         probability)
 
 NAME = "train"
+LANG_TASKS = ("slots", "intent", "autoencoder")
+CTC_TASKS = ("ctc-read", "ctc-listen")   # as rnn_jax._src.train.ctc_tasks (imported lazily)
+IMAGE_TASKS = CTC_TASKS + ("caption",)
 HELP = ("train an RNN on the adding problem, the copy task, a character-level corpus, the "
-        "Clockwork RNN's waveform generation or a sequence-to-sequence task")
+        "Clockwork RNN's waveform generation, a sequence-to-sequence task, slot filling, "
+        "intent classification, a sequence autoencoder, CTC reading or listening, or "
+        "captioning")
 
 # the options that make a run (saved in config.json; the command line spells them --a-b)
 RUN_KEYS = ("cell", "init", "seed", "hidden", "length", "batch", "lr", "optimizer", "clip",
             "clip_value", "eval_batch", "log_every", "eval_every", "checkpoint_every",
             "nonfinite")
-SEQ_KEYS = ("embed", "attention", "reverse_source", "beam")
-CHARLM_KEYS = ("corpus", "data", "max_chars", "valid_chars", "min_count", "ngram_order")
 RUN_FILES = ("config.json", "checkpoint.msgpack", "metrics.jsonl", "summary.json")
 EXIT_NONFINITE, EXIT_INTERRUPTED = 3, 130
 
 
 def _task_defaults(key: str) -> str:
+    from rnn_jax._src.train.autoencoder import AE_DEFAULTS
+    from rnn_jax._src.train.caption_tasks import CAPTION_DEFAULTS
+    from rnn_jax._src.train.ctc_tasks import CTC_DEFAULTS
+    from rnn_jax._src.train.lang_tasks import LANG_DEFAULTS
     from rnn_jax._src.train.seq_tasks import SEQ_DEFAULTS
     from rnn_jax._src.train.tasks import DEFAULTS
     return (", ".join(f"{task} {d[key]}" for task, d in DEFAULTS.items())
-            + f", sequence tasks {SEQ_DEFAULTS[key]}")
+            + f", sequence tasks {SEQ_DEFAULTS[key]}, slots and intent {LANG_DEFAULTS[key]}"
+            f", autoencoder {AE_DEFAULTS[key]}, ctc tasks {CTC_DEFAULTS[key]}, caption "
+            f"{CAPTION_DEFAULTS[key]}")
 
 
 def add_arguments(parser) -> None:
     from rnn_jax._src.train.models import CELLS, INITS
     from rnn_jax._src.train.step import OPTIMIZERS
     from rnn_jax._src.train.seq_tasks import ATTENTIONS, SEQ_TASKS
-    parser.add_argument("task", choices=("adding", "copy", "charlm", "waveform", *SEQ_TASKS))
+    from rnn_jax._src.train.autoencoder import OBJECTIVES
+    from rnn_jax._src.heads import POOLS
+    parser.add_argument("task", choices=("adding", "copy", "charlm", "waveform", *SEQ_TASKS,
+                                         *LANG_TASKS, *IMAGE_TASKS))
     parser.add_argument("--cell", choices=CELLS, help="the recurrent cell (default: lstm)")
     parser.add_argument("--hidden", type=positive_int,
                         help=f"hidden size (default: {_task_defaults('hidden')})")
@@ -85,9 +99,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--eval-batch", type=positive_int,
                         help="test sequences (adding/copy, default 1000) or validation streams "
                              "(charlm, default 16)")
-    parser.add_argument("--corpus", choices=("code", "prose"),
+    parser.add_argument("--corpus", choices=("code", "prose", "atis"),
                         help="charlm: the standard library's .py files (code, default) or its "
-                             "English pydoc topics (prose, pydoc_data/topics.py)")
+                             "English pydoc topics (prose, pydoc_data/topics.py); autoencoder: "
+                             "the grammar's flight requests (atis, default) or prose")
     parser.add_argument("--data", nargs="*", help="charlm: text files (default: the Python "
                         "standard library's .py files)")
     parser.add_argument("--max-chars", type=positive_int,
@@ -98,24 +113,75 @@ def add_arguments(parser) -> None:
                         help="charlm: rarer characters share one UNK id (default: 100)")
     parser.add_argument("--ngram-order", type=nonnegative_int,
                         help="charlm: order of the n-gram baseline, 0: none (default: 4)")
-    parser.add_argument("--attention", choices=ATTENTIONS,
-                        help="sequence tasks: the decoder's attention (default: none)")
+    parser.add_argument("--attention", choices=(*ATTENTIONS, "soft", "hard"),
+                        help="sequence tasks: the decoder's attention (none, the default, "
+                             "additive, dot, general); caption: soft (default) or hard")
     parser.add_argument("--reverse-source", action="store_true", default=None,
-                        help="sequence tasks: read each source backwards (Sutskever et al.)")
-    parser.add_argument("--embed", type=positive_int,
-                        help="sequence tasks: token embedding size (default: 32)")
+                        help="sequence tasks, autoencoder: read each source backwards "
+                             "(Sutskever et al.)")
+    parser.add_argument("--embed", type=nonnegative_int,
+                        help="token embedding size (sequence tasks: default 32; autoencoder: "
+                             "64; slots and intent: 0, words as 1-of-N + other)")
     parser.add_argument("--beam", type=positive_int,
-                        help="sequence tasks: beam width scored beside greedy, 1: greedy only "
-                             "(default: 5)")
+                        help="sequence and CTC tasks: beam width scored beside greedy, 1: "
+                             "greedy only (default: sequence tasks 5, CTC 8)")
+    parser.add_argument("--bidirectional", action="store_true", default=None,
+                        help="slots, intent: one cell reads each way")
+    parser.add_argument("--unk-rate", type=probability,
+                        help="slots, intent: share of training words replaced by 'other' "
+                             "(default: 0.05)")
+    parser.add_argument("--labelled", type=fraction,
+                        help="slots, intent: share of the training sentences used (default: 1)")
+    parser.add_argument("--pool", choices=POOLS,
+                        help="intent: the sentence's summary (default: last)")
+    parser.add_argument("--far", action="store_true", default=None,
+                        help="intent, autoencoder on atis: sentences end in 12-24 "
+                             "intent-neutral words")
+    parser.add_argument("--pretrained",
+                        help="intent: an autoencoder run (atis, reconstruct) whose encoder "
+                             "starts the classifier (Dai & Le)")
+    parser.add_argument("--objective", choices=(*OBJECTIVES, "ctc", "frames"),
+                        help="autoencoder: rebuild the sentence or its neighbours (default: "
+                             "reconstruct); ctc-read: ctc (default) or frames, the baseline "
+                             "trained on known alignments")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def given(args) -> dict:
-    """The run options given on the command line (None: not given)."""
-    from rnn_jax._src.train.seq_tasks import SEQ_TASKS
-    keys = RUN_KEYS + (CHARLM_KEYS if args.task == "charlm" else
-                       SEQ_KEYS if args.task in SEQ_TASKS else ())
-    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    """The run options given on the command line (None: not given); an option of another
+    task is refused."""
+    from rnn_jax._src.train.experiment import task_table
+    table = task_table()
+    own = set(table[args.task][1])
+    other = sorted({k for _, opts in table.values() for k in opts} - own)
+    wrong = [_flag(k) for k in other if getattr(args, k, None) is not None]
+    if wrong:
+        raise UsageError(f"{', '.join(wrong)} do{'es' * (len(wrong) == 1)} not apply to "
+                         f"{args.task}")
+    out = {k: getattr(args, k) for k in RUN_KEYS + tuple(sorted(own))
+           if getattr(args, k) is not None}
+    if args.task == "charlm" and out.get("corpus") == "atis" or \
+            args.task == "autoencoder" and out.get("corpus") == "code":
+        raise UsageError(f"--corpus {out['corpus']} is not a corpus of {args.task}")
+    if args.task == "autoencoder":
+        corpus = out.get("corpus", "atis")
+        if out.get("far") and corpus != "atis":
+            raise UsageError(f"--far applies to the atis corpus, not {corpus}")
+        if out.get("objective") == "skip-thought" and corpus != "prose":
+            raise UsageError("--objective skip-thought needs neighbouring sentences: "
+                             "--corpus prose")
+    objective = out.get("objective")
+    from rnn_jax._src.train.autoencoder import OBJECTIVES
+    allowed = {"autoencoder": OBJECTIVES, "ctc-read": ("ctc", "frames"), "ctc-listen": ("ctc",)}
+    if objective is not None and objective not in allowed[args.task]:
+        raise UsageError(f"--objective {objective} is not one of {args.task}'s: "
+                         f"{', '.join(allowed[args.task])}")
+    attention = out.get("attention")
+    if attention is not None and (attention in ("soft", "hard")) != (args.task == "caption"):
+        raise UsageError(f"--attention {attention} is not an attention of {args.task}")
+    if out.get("embed") == 0 and args.task not in ("slots", "intent"):
+        raise UsageError(f"--embed must be positive for {args.task}")
+    return out
 
 
 def config_from_args(args) -> dict:
@@ -196,9 +262,10 @@ def main(args) -> int:
                              "to continue it, --overwrite to replace it, or another --out")
         for f in found:
             os.remove(os.path.join(out, f))
+        if cfg.get("pretrained"):
+            _check_pretrained(cfg)
         if args.param_budget:
-            from rnn_jax._src.train.seq_tasks import SEQ_TASKS
-            if args.task in SEQ_TASKS:
+            if args.task not in ("adding", "copy", "charlm", "waveform"):
                 raise UsageError(f"--param-budget is not available for {args.task}; "
                                  "give --hidden")
             cfg["hidden"] = _hidden_for_budget(args, cfg)
@@ -216,9 +283,19 @@ def main(args) -> int:
         print(f"\nrnn-jax train: interrupted; step {err.step} is saved in {out}. "
               f"Resume with: {resume_cmd}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    from rnn_jax._src.train.seq_tasks import SEQ_TASKS, report
-    if args.task in SEQ_TASKS:    # accuracy against source length, attention heatmaps
-        summary["report"] = report(out)
+    from rnn_jax._src.train import autoencoder, lang_tasks, seq_tasks
+    if args.task in seq_tasks.SEQ_TASKS:   # accuracy against source length, attention heatmaps
+        summary["report"] = seq_tasks.report(out)
+    if args.task == "slots":               # the tags of the notes' example sentences
+        summary["report"] = lang_tasks.report(out)
+    if args.task == "autoencoder":         # exact match against length, or neighbours
+        summary["report"] = autoencoder.report(out)
+    if args.task in CTC_TASKS:             # the per-frame output probabilities of one example
+        from rnn_jax._src.train import ctc_tasks
+        summary["report"] = ctc_tasks.report(out)
+    if args.task == "caption":             # each word's attention over a few canvases
+        from rnn_jax._src.train import caption_tasks
+        summary["report"] = caption_tasks.report(out)
     if args.task == "waveform":   # the target clip against this model's output
         from rnn_jax._src.train.waveform import plot_waveforms
         plot_waveforms([out], os.path.join(out, "waveform.png"))
@@ -226,6 +303,18 @@ def main(args) -> int:
                       json.dumps(ckpt.json_safe(summary), indent=2).encode("utf-8"))
     print(json.dumps(ckpt.json_safe(summary), indent=2))
     return 0
+
+
+def _check_pretrained(cfg: dict) -> None:
+    from rnn_jax._src.train import checkpoint as ckpt
+    from rnn_jax._src.train.lang_tasks import pretrained_config
+    path = cfg["pretrained"]
+    if not (os.path.isfile(os.path.join(path, ckpt.CONFIG)) and ckpt.has_checkpoint(path)):
+        raise UsageError(f"--pretrained: {path} holds no trained run")
+    try:
+        pretrained_config(cfg)
+    except ValueError as err:
+        raise UsageError(f"--pretrained: {err}") from None
 
 
 def _hidden_for_budget(args, cfg: dict) -> int:

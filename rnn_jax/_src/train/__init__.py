@@ -6,6 +6,9 @@ Names are imported on first use, so that ``rnn_jax`` and its other commands work
 import importlib
 
 _EXPORTS = {
+    "atis": ("AtisCorpus", "AtisSentence", "INTENTS", "SLOT_LABELS", "TRAIN_CITIES",
+             "UNSEEN_CITIES", "atis_corpus"),
+    "autoencoder": ("AEModel", "sentence_vectors"),
     "checkpoint": ("CheckpointError", "load_config", "read_step", "restore_checkpoint",
                    "save_checkpoint", "save_config"),
     "data_tasks": ("ADDING_BASELINE_MSE", "AddingBatch", "CopyBatch", "adding_baseline",
@@ -13,7 +16,10 @@ _EXPORTS = {
                    "copy_vocab_size"),
     "data_text": ("Corpus", "Streams", "Vocab", "build_vocab", "encode_stream", "load_corpus",
                   "load_prose", "make_streams", "read_corpus", "stdlib_files"),
+    "digits": ("CTCSet", "Canvases", "canvases", "digit_images", "listen_set", "log_mel",
+               "read_strips", "spoken_digits", "utterances"),
     "experiment": ("default_config", "run_training"),
+    "lang_data": ("Tagged", "atis_arrays", "pad_ids", "prose_documents"),
     "loop": ("Interrupted", "NonFinite", "read_metrics", "train_loop"),
     "models": ("Model", "ModelParams", "build_model", "hidden_for_budget"),
     "ngram": ("NGram", "add_k_probs", "fit_ngram", "ngram_bits_per_char", "ngram_probs"),

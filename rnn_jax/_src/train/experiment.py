@@ -6,6 +6,7 @@ The config is JSON-able (``rnn-jax train`` writes it to ``config.json``); see
 from __future__ import annotations
 
 import sys
+from typing import Any, Callable
 
 import jax
 
@@ -52,21 +53,50 @@ def run_training(cfg: dict, out: str, *, resume: bool = False, progress: bool = 
     return state, summary
 
 
-def default_config(task: str, **overrides) -> dict:
-    """A complete run config for ``task`` (``rnn-jax train``'s tasks), with ``overrides``."""
+def load_run(run_dir: str, build: Callable[[dict], Any],
+             carry: Any = None) -> tuple[dict, Any, Any]:
+    """``(config, model, params)`` of the run saved in ``run_dir``; ``build(config)`` makes
+    the model (anything with ``init(key)``) whose params the checkpoint holds, ``carry`` is
+    the shape of the training state's carry."""
+    cfg = ckpt.load_config(run_dir)
+    model = build(cfg)
+    opt = make_optimizer(cfg["optimizer"], cfg["lr"], clip_norm=cfg["clip"] or None,
+                         clip_value=cfg.get("clip_value"))
+    template = init_state(model.init(jax.random.PRNGKey(0)), opt, jax.random.PRNGKey(0), carry)
+    return cfg, model, ckpt.restore_checkpoint(run_dir, template).params
+
+
+CHARLM_OPTIONS = dict(corpus="code", data=None, max_chars=None, valid_chars=200_000,
+                      min_count=100, ngram_order=4)
+
+
+def task_table() -> dict[str, tuple[dict, dict]]:
+    """Per task: ``(defaults of the common keys, the task's own options with defaults)``."""
+    from rnn_jax._src.train.autoencoder import AE_DEFAULTS, AE_OPTIONS
+    from rnn_jax._src.train.caption_tasks import CAPTION_DEFAULTS, CAPTION_OPTIONS
+    from rnn_jax._src.train.ctc_tasks import CTC_DEFAULTS, CTC_OPTIONS, CTC_TASKS
+    from rnn_jax._src.train.lang_tasks import INTENT_OPTIONS, LANG_DEFAULTS, TAG_OPTIONS
     from rnn_jax._src.train.seq_tasks import SEQ_DEFAULTS, SEQ_OPTIONS, SEQ_TASKS
     from rnn_jax._src.train.tasks import DEFAULTS
-    defaults = {**DEFAULTS, **{t: SEQ_DEFAULTS for t in SEQ_TASKS}}
-    if task not in defaults:
-        raise ValueError(f"task {task!r} is not one of {sorted(defaults)}")
+    table = {t: (d, CHARLM_OPTIONS if t == "charlm" else {}) for t, d in DEFAULTS.items()}
+    table.update({t: (SEQ_DEFAULTS, SEQ_OPTIONS) for t in SEQ_TASKS})
+    table.update(slots=(LANG_DEFAULTS, TAG_OPTIONS),
+                 intent=(LANG_DEFAULTS, {**TAG_OPTIONS, **INTENT_OPTIONS}),
+                 autoencoder=(AE_DEFAULTS, AE_OPTIONS))
+    table.update({t: (CTC_DEFAULTS, CTC_OPTIONS) for t in CTC_TASKS})
+    table["caption"] = (CAPTION_DEFAULTS, CAPTION_OPTIONS)
+    return table
+
+
+def default_config(task: str, **overrides) -> dict:
+    """A complete run config for ``task`` (``rnn-jax train``'s tasks), with ``overrides``."""
+    table = task_table()
+    if task not in table:
+        raise ValueError(f"task {task!r} is not one of {sorted(table)}")
+    defaults, options = table[task]
     cfg = dict(task=task, cell="lstm", init="default", seed=0, steps=1000, clip_value=None,
                eval_batch=16 if task == "charlm" else 1000, log_every=50, eval_every=500,
-               checkpoint_every=500, nonfinite="stop", **defaults[task])
-    if task in SEQ_TASKS:
-        cfg.update(SEQ_OPTIONS)
-    if task == "charlm":
-        cfg.update(corpus="code", data=None, max_chars=None, valid_chars=200_000, min_count=100,
-                   ngram_order=4)
+               checkpoint_every=500, nonfinite="stop", **defaults, **options)
     unknown = set(overrides) - set(cfg)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}")

@@ -161,14 +161,18 @@ def batch_arrays(pairs: Pairs, idx: np.ndarray, S: int, T: int) -> dict:
     """Int32 arrays of the pairs ``idx`` padded to ``S`` and ``T``: ``src (B, S)``,
     ``src_len``, ``tgt_in`` (start symbol, then the target), ``tgt_out`` (the target, then the
     end symbol), ``tgt_len``."""
-    srcs = [text_to_ids(pairs.sources[i]) for i in idx]
-    tgts = [text_to_ids(pairs.targets[i]) for i in idx]
-    out = {k: np.zeros((len(idx), n), np.int32) for k, n in
+    return pad_pairs([text_to_ids(pairs.sources[i]) for i in idx],
+                     [text_to_ids(pairs.targets[i]) for i in idx], S, T)
+
+
+def pad_pairs(srcs: list[list[int]], tgts: list[list[int]], S: int, T: int) -> dict:
+    """:func:`batch_arrays` of token id lists (targets without start or end symbols)."""
+    out = {k: np.zeros((len(srcs), n), np.int32) for k, n in
            (("src", S), ("tgt_in", T), ("tgt_out", T))}
     for b, (s, t) in enumerate(zip(srcs, tgts)):
         out["src"][b, :len(s)] = s
-        out["tgt_in"][b, :len(t) + 1] = [SEQ_BOS] + t
-        out["tgt_out"][b, :len(t) + 1] = t + [SEQ_EOS]
+        out["tgt_in"][b, :len(t) + 1] = [SEQ_BOS] + list(t)
+        out["tgt_out"][b, :len(t) + 1] = list(t) + [SEQ_EOS]
     out["src_len"] = np.array([len(s) for s in srcs], np.int32)
     out["tgt_len"] = np.array([len(t) + 1 for t in tgts], np.int32)
     return out

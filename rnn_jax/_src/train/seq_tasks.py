@@ -115,14 +115,9 @@ def setup_seq2seq(cfg: dict):
 
 def load(run_dir: str) -> tuple[Any, Any, dict]:
     """``(seq2seq, params, config)`` of a trained run."""
-    from rnn_jax._src.train import checkpoint as ckpt
-    from rnn_jax._src.train.step import init_state, make_optimizer
-    cfg = ckpt.load_config(run_dir)
-    model = build(cfg)
-    opt = make_optimizer(cfg["optimizer"], cfg["lr"], clip_norm=cfg["clip"] or None,
-                         clip_value=cfg.get("clip_value"))
-    template = init_state(model.init(jax.random.PRNGKey(0)), opt, jax.random.PRNGKey(0), None)
-    return model.s2s, ckpt.restore_checkpoint(run_dir, template).params, cfg
+    from rnn_jax._src.train.experiment import load_run
+    cfg, model, params = load_run(run_dir, build)
+    return model.s2s, params, cfg
 
 
 def report(run_dir: str, examples: int = 4) -> dict:
@@ -173,22 +168,26 @@ def _heatmaps(w: np.ndarray, a: dict, pairs: sd.Pairs, k: int, path: str) -> Non
 
 def plot_by_length(run_dirs: list[str], path: str) -> None:
     """A PNG at ``path``: greedy exact match against source length (test and test_long) of each
-    run in ``run_dirs`` (from their ``by_length.json``), one panel per task."""
+    run in ``run_dirs`` (from their ``by_length.json``; seq2seq tasks or autoencoders), one
+    panel per task."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from rnn_jax._src.train import checkpoint as ckpt
     runs = [(ckpt.load_config(r), json.load(open(os.path.join(r, "by_length.json"))))
             for r in run_dirs]
-    tasks = list(dict.fromkeys(cfg["task"] for cfg, _ in runs))
+    panel = lambda cfg: (f"autoencoder, {cfg['corpus']}"   # noqa: E731
+                         if cfg["task"] == "autoencoder" else cfg["task"])
+    tasks = list(dict.fromkeys(panel(cfg) for cfg, _ in runs))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for cfg, rep in runs:
-            if cfg["task"] != task:
+            if panel(cfg) != task:
                 continue
             lengths = sorted(int(n) for n in rep["by_length"])
-            label = cfg["attention"] if cfg["attention"] != "none" else (
-                "reversed source" if cfg["reverse_source"] else "no attention")
+            label = cfg.get("attention", "none") if cfg.get("attention", "none") != "none" else (
+                "reversed source" if cfg["reverse_source"] else
+                "forward" if cfg["task"] == "autoencoder" else "no attention")
             ax.plot(lengths, [rep["by_length"][str(n)][0] for n in lengths], "o-", ms=3,
                     label=label)
         ax.set_title(task)

@@ -166,9 +166,16 @@ def setup(cfg: dict, *, say: Callable[[str], None] = _quiet, **kw) -> Setup:
     """The :class:`Setup` of ``cfg``'s task; ``say`` hears about long preparation."""
     if cfg["task"] == "charlm":
         return setup_charlm(cfg, say=say, **kw)
+    from rnn_jax._src.train.autoencoder import setup_autoencoder
+    from rnn_jax._src.train.caption_tasks import setup_caption
+    from rnn_jax._src.train.ctc_tasks import CTC_TASKS, setup_ctc
+    from rnn_jax._src.train.lang_tasks import setup_lang
     from rnn_jax._src.train.seq_tasks import SEQ_TASKS, setup_seq2seq
     from rnn_jax._src.train.waveform import setup_waveform
     if cfg["task"] in SEQ_TASKS:
         return setup_seq2seq(cfg, **kw)
-    return {"adding": setup_adding, "copy": setup_copy,
-            "waveform": setup_waveform}[cfg["task"]](cfg, **kw)
+    if cfg["task"] in CTC_TASKS:
+        return setup_ctc(cfg, **kw)
+    return {"adding": setup_adding, "copy": setup_copy, "waveform": setup_waveform,
+            "slots": setup_lang, "intent": setup_lang,
+            "autoencoder": setup_autoencoder, "caption": setup_caption}[cfg["task"]](cfg, **kw)
