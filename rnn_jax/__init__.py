@@ -49,7 +49,7 @@ from rnn_jax._src.captioning import (Captioned, Captioner, CaptionerParams, capt
 from rnn_jax._src.runner import run
 from rnn_jax._src.vocab import Embedding, build_vocabulary, embedding, one_of_n, word_ids
 from rnn_jax._src.seq2seq import Memory, Seq2Seq, Seq2SeqParams, reverse_valid, seq2seq
-from rnn_jax import attention, decoding, diagnostics, train  # noqa: E402  (submodules)
+from rnn_jax import attention, decoding, diagnostics, interop, train  # noqa: E402  (submodules)
 
 __version__ = "0.1.0"
 
@@ -58,7 +58,7 @@ __all__ = [
     "Dense", "DenseParams", "ElmanParams", "GRUParams", "GRU_GATES", "GradientMethod",
     "JordanParams", "LSTMCarry", "LSTMParams", "LSTM_GATES", "Layer", "ManualBPTT",
     "Memory", "Persistent", "Plan", "SCRNCarry", "SCRNParams", "Seq2Seq", "Seq2SeqParams",
-    "attention", "decoding", "reverse_valid", "seq2seq", "Head", "POOLS", "classifier", "pool",
+    "attention", "decoding", "interop", "reverse_valid", "seq2seq", "Head", "POOLS", "classifier", "pool",
     "tagger", "CTCDecoded", "ctc_beam_search", "ctc_greedy", "ctc_loss", "Captioned",
     "Captioner", "CaptionerParams", "captioner", "reinforce_loss", "Embedding", "build_vocabulary", "embedding", "one_of_n", "word_ids", "bidirectional", "bptt", "clockwork",
     "dense", "diagnostics", "elman", "gru", "initializers", "irnn", "jordan", "layer", "lstm",

@@ -4,7 +4,7 @@
   ``sphinx-mathjax-offline`` into ``_static/mathjax`` of the built site (``mathjax_path`` in
   conf.py points there), so no page loads anything from a CDN and no MathJax file is committed.
 * Public API check: every name of ``rnn_jax.__all__``, and of the ``__all__`` of the public
-  submodules ``rnn_jax.attention``, ``rnn_jax.decoding``, ``rnn_jax.diagnostics``,
+  submodules ``rnn_jax.attention``, ``rnn_jax.decoding``, ``rnn_jax.diagnostics``, ``rnn_jax.interop``,
   ``rnn_jax.train`` (and the public names of
   ``rnn_jax.initializers``, which has no ``__all__``) must have an entry in the API reference;
   a missing one is a warning (an error under ``-W``) and fails the build.
@@ -81,7 +81,7 @@ def expected_entries() -> dict[str, list[str]]:
     """``{module path: [its public names]}`` for the package and its public submodules."""
     rnn_jax = importlib.import_module("rnn_jax")
     expected = {"rnn_jax": list(rnn_jax.__all__)}
-    for sub in ("attention", "decoding", "diagnostics", "train", "initializers"):
+    for sub in ("attention", "decoding", "diagnostics", "train", "initializers", "interop"):
         expected[f"rnn_jax.{sub}"] = _public_names(getattr(rnn_jax, sub))
     return expected
 

@@ -4,6 +4,11 @@ A layer is ``Layer(init, apply, input_size, output_size)`` in the spirit of ``st
 ``init(key) -> params`` and ``apply(params, xs, *, lengths=None, initial_carry=None,
 time_major=False, key=None, grad=None) -> (final_carry, ys)``. Combinators take cells or layers
 and return layers, so they nest: ``stacked([bidirectional(lstm(I, H)), lstm(2 * H, H)])``.
+
+``Layer.structure`` says how a layer was built, for tools that read a network rather than run
+it (the weight converters of :mod:`rnn_jax.interop`): ``("layer", cell, reverse)``,
+``("bidirectional", forward structure, backward structure, merge)``, ``("stacked", (structure,
+...), dropout, residual)``, or None for a layer made by hand.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class Layer(NamedTuple):
     apply: Callable[..., tuple[Any, jax.Array]]
     input_size: int
     output_size: int
+    structure: Any = None
 
 
 def _check_bool(value: Any, argname: str) -> bool:
@@ -77,7 +83,8 @@ def layer(cell: Cell, *, reverse: bool = False, unroll: Optional[int] = None) ->
         return run(cell, params, xs, initial_carry, lengths=lengths, reverse=reverse,
                    time_major=time_major, unroll=unroll, grad=grad)
 
-    return Layer(cell.init, apply, cell.input_size, cell.output_size)
+    return Layer(cell.init, apply, cell.input_size, cell.output_size,
+                 ("layer", cell, reverse))
 
 
 def as_layer(x: Union[Cell, Layer], argname: str) -> Layer:
@@ -150,7 +157,8 @@ def bidirectional(forward: Union[Cell, Layer], backward: Union[Cell, Layer, None
         return (carry_f, carry_b), ys
 
     out = fwd.output_size + bwd.output_size if merge == "concat" else fwd.output_size
-    return Layer(init, apply, fwd.input_size, out)
+    return Layer(init, apply, fwd.input_size, out,
+                 ("bidirectional", fwd.structure, bwd.structure, merge))
 
 
 def stacked(layers: Sequence[Union[Cell, Layer]], *, dropout: float = 0.0,
@@ -216,7 +224,8 @@ def stacked(layers: Sequence[Union[Cell, Layer]], *, dropout: float = 0.0,
             h = y
         return tuple(carries), h
 
-    return Layer(init, apply, ls[0].input_size, ls[-1].output_size)
+    return Layer(init, apply, ls[0].input_size, ls[-1].output_size,
+                 ("stacked", tuple(l.structure for l in ls), dropout, residual))
 
 
 class DenseParams(NamedTuple):
