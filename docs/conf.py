@@ -87,6 +87,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(typing|collections|collections\.abc|types|pathlib|os|io|dataclasses|enum)\..*"),
     (r"py:.*", r"(Array|ArrayLike|PRNGKeyArray|DTypeLike|Shape|PyTree|Float|Int|Bool|Key)"),
     (r"py:.*", r"(Path|Callable|Sequence|Mapping|Iterable|Iterator|Any|NamedTuple|Literal)"),
+    (r"py:class", r"(Mesh|NamedSharding|PartitionSpec)"),   # jax.sharding's, as annotated
 ]
 nitpick_ignore = [
     # Private helpers and types that docstrings and annotations name but the site does not

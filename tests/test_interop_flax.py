@@ -66,3 +66,29 @@ def test_what_flax_cannot_hold_is_refused():
             interop.to_flax(cell, cell.init(jax.random.key(0)), kind)
     with pytest.raises(ValueError, match="one of flax"):
         interop.from_flax("ConvLSTMCell", {})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nnx_cells_convert_both_ways(kind):
+    nnx = pytest.importorskip("flax.nnx")
+    m = getattr(nnx, kind)(I, H, rngs=nnx.Rngs(0), param_dtype=jnp.float64,
+                           dtype=jnp.float64)
+    state = nnx.state(m, nnx.Param)
+    nnx.update(m, jax.tree.map(lambda a: a + 0.1, state))          # non-zero biases
+    cell, params = interop.from_nnx(m)
+    x = jax.random.normal(jax.random.key(5), (B, I), jnp.float64)
+    carry = jax.tree.map(lambda a: a + 0.3, m.initialize_carry((B, I), nnx.Rngs(1)))
+    new_m, y_m = m(carry, x)
+    new, y = cell.step(params, interop.carry_from_flax(carry, kind), x)
+    np.testing.assert_allclose(y, y_m, rtol=1e-12)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12),
+                 interop.carry_to_flax(new), new_m)
+    other = getattr(nnx, kind)(I, H, rngs=nnx.Rngs(7), param_dtype=jnp.float64,
+                               dtype=jnp.float64)
+    interop.to_nnx(cell, params, other)                 # nnx -> rnn_jax -> nnx: bit exact
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b),
+                 nnx.to_pure_dict(nnx.state(other, nnx.Param)),
+                 nnx.to_pure_dict(nnx.state(m, nnx.Param)))
+    if kind == "GRUCell":                                # nnx has no b_hn
+        with pytest.raises(ValueError, match="b_hn"):
+            interop.to_nnx(cell, params._replace(b_hh=params.b_hh + 1.0), other)

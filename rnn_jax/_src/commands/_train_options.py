@@ -130,6 +130,9 @@ def add_arguments(parser) -> None:
                         help="autoencoder: rebuild the sentence or its neighbours (default: "
                              "reconstruct); ctc-read: ctc (default) or frames, the baseline "
                              "trained on known alignments")
+    parser.add_argument("--devices", type=positive_int,
+                        help="data-parallel over this many local devices; the batch must "
+                             "divide by it (default: all local devices)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

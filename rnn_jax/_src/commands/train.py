@@ -104,7 +104,8 @@ def main(args) -> int:
         print(f"run directory: {out}", file=sys.stderr)
     resume_cmd = f"rnn-jax train {args.task} --resume --out {out}"
     try:
-        _, summary = run_training(cfg, out, resume=args.resume, progress=not args.no_progress)
+        _, summary = run_training(cfg, out, resume=args.resume, progress=not args.no_progress,
+                                  devices=_devices(args, cfg))
     except NonFinite as err:
         print(f"rnn-jax train: {err}; stopped. The last finite state (step {err.step - 1}) is "
               f"saved in {out}. Try a lower --lr, a --clip, or --nonfinite skip", file=sys.stderr)
@@ -133,6 +134,21 @@ def main(args) -> int:
                       json.dumps(ckpt.json_safe(summary), indent=2).encode("utf-8"))
     print(json.dumps(ckpt.json_safe(summary), indent=2))
     return 0
+
+
+def _devices(args, cfg: dict) -> int:
+    """``--devices`` (default: all local devices, as many as divide the batch), checked."""
+    import jax
+    local = len(jax.local_devices())
+    n = local if args.devices is None else args.devices
+    if n > local:
+        raise UsageError(f"--devices {n}: this machine has {local} local device(s)")
+    if cfg["batch"] % n:
+        if args.devices is not None:
+            raise UsageError(f"--devices {n} does not divide the batch ({cfg['batch']}); "
+                             "pass a --batch that it divides")
+        n = max(d for d in range(1, n + 1) if cfg["batch"] % d == 0)
+    return n
 
 
 def _check_pretrained(cfg: dict) -> None:

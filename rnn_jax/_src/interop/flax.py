@@ -1,4 +1,4 @@
-"""Flax linen's recurrent cells in and out of rnn_jax.
+"""Flax's recurrent cells (linen and nnx) in and out of rnn_jax.
 
 Flax stores each gate's kernel apart, ``(in, out)``, where rnn_jax (PyTorch's layout) stacks
 the gates ``(out, in)``; the conversion transposes and stacks, in rnn_jax's gate order:
@@ -112,3 +112,59 @@ def carry_from_flax(carry: Any, kind: str = "OptimizedLSTMCell") -> Any:
 def carry_to_flax(carry: Any) -> Any:
     """Flax's carry from rnn_jax's (``LSTMCarry(h, c)`` becomes ``(c, h)``)."""
     return (carry.c, carry.h) if isinstance(carry, LSTMCarry) else carry
+
+
+NNX_KINDS = ("OptimizedLSTMCell", "LSTMCell", "GRUCell", "SimpleCell")
+
+
+def from_nnx(module: Any) -> tuple[Cell, Any]:
+    """``(cell, params)`` of rnn_jax computing what a Flax nnx cell computes.
+
+    nnx's ``LSTMCell`` stores its params as linen's (``if_`` for ``if``); its
+    ``OptimizedLSTMCell``, ``GRUCell`` and ``SimpleCell`` hold two dense layers, ``dense_i``
+    (with the bias) and ``dense_h`` (the LSTM's bias is there instead), gates along the
+    columns in rnn_jax's order. nnx's GRU has no ``b_hn``: rnn_jax's is zero.
+    """
+    from flax import nnx
+    kind = _kind(type(module).__name__)
+    p = nnx.to_pure_dict(nnx.state(module, nnx.Param))
+    if kind == "LSTMCell":
+        return from_flax(kind, {("if" if k == "if_" else k): v for k, v in p.items()})
+    wi, wh = p["dense_i"]["kernel"].T, p["dense_h"]["kernel"].T
+    I, H = wi.shape[1], wh.shape[1]
+    zeros = jnp.zeros((wi.shape[0],), wi.dtype)
+    if kind == "OptimizedLSTMCell":
+        return rnn_jax.lstm(I, H, dtype=wi.dtype), LSTMParams(wi, wh, zeros,
+                                                              p["dense_h"]["bias"])
+    if kind == "GRUCell":
+        return rnn_jax.gru(I, H, reset="after", dtype=wi.dtype), GRUParams(
+            wi, wh, p["dense_i"]["bias"], zeros)
+    return rnn_jax.elman(I, H, dtype=wi.dtype), ElmanParams(wi, wh, p["dense_i"]["bias"],
+                                                            zeros)
+
+
+def to_nnx(cell: Cell, params: Any, module: Any) -> Any:
+    """``module`` (an nnx cell of the matching kind and sizes) with rnn_jax's ``params``
+    written into it (in place; returned). Two biases are summed where nnx holds one; a GRU
+    whose ``b_hh`` has a non-zero ``n`` part is refused (nnx's GRU has no ``b_hn``)."""
+    from flax import nnx
+    kind = _kind(type(module).__name__)
+    if kind == "LSTMCell":
+        linen = to_flax(cell, params, kind)
+        new = {("if_" if k == "if" else k): v for k, v in linen.items()}
+    else:
+        to_flax(cell, params, kind)                     # checks that the cell fits
+        H = cell.hidden_size
+        if kind == "GRUCell" and bool(jnp.any(params.b_hh[2 * H:] != 0)):
+            raise ValueError("nnx's GRUCell has no b_hn (the candidate's hidden bias); "
+                             "this GRU's b_hh[2H:] is not zero")
+        bias_i = params.b_ih + params.b_hh
+        new = {"dense_i": {"kernel": params.w_ih.T}, "dense_h": {"kernel": params.w_hh.T}}
+        if kind == "OptimizedLSTMCell":
+            new["dense_h"]["bias"] = params.b_ih + params.b_hh
+        else:
+            new["dense_i"]["bias"] = bias_i
+    state = nnx.state(module, nnx.Param)
+    nnx.replace_by_pure_dict(state, new)
+    nnx.update(module, state)
+    return module

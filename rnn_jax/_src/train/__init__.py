@@ -24,6 +24,8 @@ _EXPORTS = {
     "models": ("Model", "ModelParams", "build_model", "hidden_for_budget"),
     "ngram": ("NGram", "add_k_probs", "fit_ngram", "ngram_bits_per_char", "ngram_probs"),
     "sampling": ("load_trained", "sample"),
+    "sharding": ("DataParallel", "data_parallel", "shard_batch", "shard_state",
+                 "sharded_batches"),
     "step": ("TrainState", "init_state", "make_optimizer", "make_train_step", "tbptt_loss"),
     "waveform": ("load_clip", "plot_waveforms"),
     "seq_data": ("SEQ_BOS", "SEQ_EOS", "SEQ_PAD", "SEQ_VOCAB", "batch_arrays", "ids_to_text",

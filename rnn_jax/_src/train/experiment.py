@@ -6,7 +6,7 @@ The config is JSON-able (``rnn-jax train`` writes it to ``config.json``); see
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 
@@ -14,16 +14,20 @@ from rnn_jax._src.train import checkpoint as ckpt
 from rnn_jax._src.train.data_text import Vocab
 from rnn_jax._src.train.loop import train_loop
 from rnn_jax._src.train.models import count_params
+from rnn_jax._src.train.sharding import data_parallel, shard_state, sharded_batches
 from rnn_jax._src.train.step import init_state, make_optimizer, make_train_step
 from rnn_jax._src.train.tasks import setup
 
 
 def run_training(cfg: dict, out: str, *, resume: bool = False, progress: bool = True,
-                 stop_after=None):
+                 stop_after=None, devices: Optional[int] = 1):
     """Trains from a config, resuming from the checkpoint in ``out`` if asked (temporary
     files of interrupted writes there are removed first).
 
-    Returns ``(state, summary)``; ``stop_after`` stops early as if the run were killed.
+    ``devices``: data-parallel over this many local devices (None: all of them;
+    :func:`rnn_jax.train.data_parallel`); the batch must divide by it. A run may resume on
+    another number of devices. Returns ``(state, summary)``; ``stop_after`` stops early as if
+    the run were killed.
     """
     if resume:
         ckpt.clean_temporary(out)
@@ -37,19 +41,26 @@ def run_training(cfg: dict, out: str, *, resume: bool = False, progress: bool = 
     state = init_state(params, opt, k_state, s.initial_carry)
     if resume and ckpt.has_checkpoint(out):
         state = ckpt.restore_checkpoint(out, state)
+    batch_fn = s.batch_fn
+    dp = data_parallel(devices)
+    if dp.size > 1:
+        if cfg["batch"] % dp.size:
+            raise ValueError(f"batch {cfg['batch']} does not divide over {dp.size} devices")
+        state, batch_fn = shard_state(dp, state), sharded_batches(dp, s.batch_fn)
     full = {**cfg, **s.extra, "model": s.model.config, "params": count_params(params, s.model.cell),
             "baselines": s.baselines}
     ckpt.save_config(out, full)
     state, records = train_loop(
         state, make_train_step(s.loss_fn, opt, skip_nonfinite=cfg.get("nonfinite") == "skip"),
-        s.batch_fn, cfg["steps"], out_dir=out,
+        batch_fn, cfg["steps"], out_dir=out,
         checkpoint_every=cfg["checkpoint_every"], log_every=cfg["log_every"],
         eval_fn=s.eval_fn, eval_every=cfg["eval_every"], items_per_step=s.items_per_step,
         progress=progress, stop_after=stop_after)
     final = [r for r in records if r.get("final")]
     summary = {"task": cfg["task"], "cell": cfg["cell"], "init": cfg["init"],
                "hidden": cfg["hidden"], "params": full["params"], "steps": int(state.step),
-               "baselines": s.baselines, **({"final": final[-1]} if final else {})}
+               "baselines": s.baselines, "devices": dp.size,
+               **({"final": final[-1]} if final else {})}
     return state, summary
 
 
