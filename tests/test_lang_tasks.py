@@ -187,6 +187,9 @@ def test_slots_autoencoder_and_pretrained_intent_end_to_end(tmp_path, capsys):
     assert _main(["train", "slots", "--pretrained", out["ae"], "--out", fresh]) == 2
     assert _main(["train", "intent", "--pretrained", out["ae"], "--out", fresh]) == 2
     assert "--far" in capsys.readouterr().err.splitlines()[-1]
+    assert _main(["train", "intent", "--pretrained", out["ae"], "--far", "--bidirectional",
+                  "--out", fresh]) == 2
+    assert "bidirectional" in capsys.readouterr().err.splitlines()[-1]
     assert _main(["train", "autoencoder", "--corpus", "prose", "--objective", "skip-thought",
                   "--embed", "4", "--steps", "2", "--eval-every", "2", "--out", out["skip"],
                   *TINY]) == 0

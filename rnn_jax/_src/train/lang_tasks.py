@@ -89,6 +89,9 @@ def pretrained_config(cfg: dict) -> dict:
             pre.get("objective") != "reconstruct":
         raise ValueError(f"{cfg['pretrained']} is not an autoencoder run on the atis corpus "
                          "(objective reconstruct)")
+    if cfg.get("bidirectional"):
+        raise ValueError("the autoencoder's encoder reads one way; bidirectional does not "
+                         "apply with pretrained")
     for key in ("far", "seed"):     # the same sentences, so the same vocabulary
         if bool(pre.get(key)) != bool(cfg[key]) if key == "far" else pre.get(key) != cfg[key]:
             raise ValueError(f"{cfg['pretrained']} was trained with --{key} {pre[key]}, this "
@@ -150,7 +153,7 @@ def setup_lang(cfg: dict):
     extra = {"vocab": list(vocab), "train_sentences": int(len(rows))}
     if cfg.get("pretrained"):
         extra.update(cell=cfg["cell"], hidden=cfg["hidden"], embed=cfg["embed"],
-                     reverse_input=cfg["reverse_input"])
+                     bidirectional=False, reverse_input=cfg["reverse_input"])
         init = _pretrained_init(model, cfg, V)
         model = model._replace(init=init)
     return Setup(model, _no_carry(loss), batch_fn, evaluate, None, baselines, cfg["batch"],
