@@ -27,10 +27,13 @@ import numpy as np
 import rnn_jax
 from rnn_jax._src.train import digits as dg
 from rnn_jax._src.train.models import make_cell
+from rnn_jax._src.train.seq_data import SEQ_BOS as BOS
+from rnn_jax._src.train.seq_data import SEQ_EOS as EOS
+from rnn_jax._src.train.seq_data import until_end
 
 CAPTION_DEFAULTS = dict(hidden=128, length=0, batch=32, lr=3e-3, optimizer="adam", clip=5.0)
 CAPTION_OPTIONS = dict(attention="soft", embed=32, beam=5)
-BOS, EOS, GRID, CHANNELS = 1, 2, 8, 64
+GRID, CHANNELS = 8, 64
 FEATURES = CHANNELS + 2              # the CNN's channels and the cell's row and column
 VOCAB = 3 + len(dg.WORDS)
 SIZES = (10_000, 1000)       # training and test canvases
@@ -105,13 +108,7 @@ def localisation(weights: np.ndarray, c: dg.Canvases) -> float:
 
 def caption_text(tokens) -> str:
     """The words of decoded ids up to the end symbol."""
-    out = []
-    for t in np.asarray(tokens).tolist():
-        if t == EOS:
-            break
-        if t >= 3:
-            out.append(dg.WORDS[t - 3])
-    return " ".join(out)
+    return " ".join(dg.WORDS[t - 3] for t in until_end(tokens))
 
 
 def decoder(model: CaptionModel, beam: int):

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_jax._src.train.seq_data import pad_rows
+
 RATE = 8000                 # Hz, the recordings' sampling rate
 WINDOW, HOP, MELS = 256, 128, 32
 
@@ -52,13 +54,6 @@ class CTCSet(NamedTuple):
     frames: np.ndarray
 
 
-def _pad(rows: list[np.ndarray], T: int, fill=0) -> np.ndarray:
-    out = np.full((len(rows), T) + rows[0].shape[1:], fill, rows[0].dtype)
-    for b, r in enumerate(rows):
-        out[b, :len(r)] = r
-    return out
-
-
 def read_strips(seed: int, n: int, test: bool = False, digits: tuple[int, int] = (2, 8),
                 gap: tuple[int, int] = (1, 4)) -> CTCSet:
     """``n`` strips of 2-8 handwritten digits side by side, ``gap`` blank columns before each
@@ -83,8 +78,8 @@ def read_strips(seed: int, n: int, test: bool = False, digits: tuple[int, int] =
         xs.append(np.concatenate(cols))
         ys.append(labels[pick])
         fs.append(np.array(frame, np.int32))
-    return CTCSet(_pad(xs, T), np.array([len(x) for x in xs], np.int32), _pad(ys, L),
-                  np.array([len(y) for y in ys], np.int32), _pad(fs, T, -1))
+    return CTCSet(pad_rows(xs, T), np.array([len(x) for x in xs], np.int32), pad_rows(ys, L),
+                  np.array([len(y) for y in ys], np.int32), pad_rows(fs, T, -1))
 
 
 @functools.lru_cache(maxsize=None)
@@ -159,8 +154,8 @@ def listen_set(seed: int, n: int, test: bool = False) -> CTCSet:
     """``n`` utterances as log-mel frames (:func:`utterances`, :func:`log_mel`)."""
     waves, labels = utterances(seed, n, test)
     N = max(len(w) for w in waves)
-    x, lengths = log_mel(_pad(waves, N), np.array([len(w) for w in waves]))
-    return CTCSet(np.asarray(x), np.asarray(lengths, np.int32), _pad(labels, 5),
+    x, lengths = log_mel(pad_rows(waves, N), np.array([len(w) for w in waves]))
+    return CTCSet(np.asarray(x), np.asarray(lengths, np.int32), pad_rows(labels, 5),
                   np.array([len(y) for y in labels], np.int32),
                   np.full(x.shape[:2], -1, np.int32))
 

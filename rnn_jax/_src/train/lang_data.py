@@ -16,7 +16,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from rnn_jax._src.train import atis
-from rnn_jax._src.train.seq_data import SEQ_EOS
+from rnn_jax._src.train.seq_data import pad_rows, until_end
 from rnn_jax._src.vocab import build_vocabulary, word_ids
 
 OTHER_S2S = 3      # the encoder-decoder's id of "other"; word i is 4 + i
@@ -25,11 +25,8 @@ PROSE_VOCAB = 2000  # the prose vocabulary's size (the rest is "other")
 
 def pad_ids(rows: Sequence[np.ndarray], T: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(ids (N, T), lengths (N,))``, padded with 0 to ``T`` (default: the longest row)."""
-    T = max(len(r) for r in rows) if T is None else T
-    out = np.zeros((len(rows), T), np.int32)
-    for b, r in enumerate(rows):
-        out[b, :len(r)] = r
-    return out, np.array([len(r) for r in rows], np.int32)
+    return (pad_rows([np.asarray(r, np.int32) for r in rows], T),
+            np.array([len(r) for r in rows], np.int32))
 
 
 class Tagged(NamedTuple):
@@ -67,13 +64,7 @@ def seq2seq_ids(ids: np.ndarray, vocab_size: int) -> np.ndarray:
 
 def words_of(s2s_ids, vocab: Sequence[str]) -> list[str]:
     """The words of encoder-decoder ids up to the end symbol ("<other>" for other)."""
-    out = []
-    for i in np.asarray(s2s_ids).tolist():
-        if i == SEQ_EOS:
-            break
-        if i >= OTHER_S2S:
-            out.append("<other>" if i == OTHER_S2S else vocab[i - 4])
-    return out
+    return ["<other>" if i == OTHER_S2S else vocab[i - 4] for i in until_end(s2s_ids)]
 
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+|[^\sa-z\d]")

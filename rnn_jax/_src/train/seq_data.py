@@ -32,15 +32,32 @@ def text_to_ids(text: str) -> list[int]:
     return [_ID[c] for c in text]
 
 
-def ids_to_text(ids) -> str:
-    """The characters of ``ids`` up to the first end symbol (padding and start dropped)."""
+def until_end(ids) -> list[int]:
+    """The token ids of ``ids`` up to the first end symbol, padding and start dropped (the
+    ids ``>= 3`` before it)."""
     out = []
     for i in np.asarray(ids).tolist():
         if i == SEQ_EOS:
             break
         if i >= 3:
-            out.append(CHARS[i - 3])
-    return "".join(out)
+            out.append(i)
+    return out
+
+
+def ids_to_text(ids) -> str:
+    """The characters of ``ids`` up to the first end symbol (padding and start dropped)."""
+    return "".join(CHARS[i - 3] for i in until_end(ids))
+
+
+def pad_rows(rows, T: int | None = None, fill=0) -> np.ndarray:
+    """``rows`` (arrays of any lengths and equal trailing shapes) stacked, each padded with
+    ``fill`` to ``T`` (default: the longest)."""
+    T = max(len(r) for r in rows) if T is None else T
+    first = np.asarray(rows[0])
+    out = np.full((len(rows), T) + first.shape[1:], fill, first.dtype)
+    for b, r in enumerate(rows):
+        out[b, :len(r)] = r
+    return out
 
 
 def _reverse(r: np.random.Generator, size: int) -> tuple[str, str]:
