@@ -1,13 +1,15 @@
-"""Data-parallel training throughput on 1, 2, 4, 8 devices (``rnn_jax._src.train.sharding``).
+"""Training throughput on 1, 2, 4, 8 devices (``rnn_jax._src.train.sharding``).
 
-    python benchmarks/scaling.py [--simulate 8] [--steps 30]
+    python benchmarks/scaling.py [--simulate 8] [--steps 30] [--tensor-parallel]
 
 With ``--simulate N`` (the default on a machine with one device) the devices are N simulated
 CPU devices of one process (``--xla_force_host_platform_device_count``): they share the same
 cores, so the table shows that the sharded step runs and what its overhead is, not a speed-up.
 On a machine with several accelerators, pass ``--simulate 0``. Prints a markdown table of
 sequences per second (an LSTM, H=128, on the adding problem, T=100, batch 64), median of the
-timed steps after a compiled warm-up step.
+timed steps after a compiled warm-up step. With ``--tensor-parallel``: the gate rows of an
+LSTM's weights (H=1024, T=50, batch 16) split over the devices (``shard_hidden``), sequences
+per second of a jitted forward+backward pass.
 """
 from __future__ import annotations
 
@@ -42,10 +44,31 @@ print(json.dumps({"devices": n, "platform": jax.devices()[0].platform,
 '''
 
 
+TENSOR = r'''
+import json, sys, time
+import jax, jax.numpy as jnp, numpy as np
+import rnn_jax
+from rnn_jax._src.train import sharding
+n, steps = int(sys.argv[1]), int(sys.argv[2])
+cell = rnn_jax.lstm(256, 1024)
+params = sharding.shard_hidden(cell.init(jax.random.PRNGKey(0)), n)
+xs = jax.random.normal(jax.random.PRNGKey(1), (16, 50, 256))
+f = jax.jit(jax.grad(lambda p: jnp.sum(rnn_jax.run(cell, p, xs)[1] ** 2)))
+jax.block_until_ready(f(params))
+times = []
+for _ in range(steps):
+    t = time.perf_counter(); jax.block_until_ready(f(params)); times.append(time.perf_counter() - t)
+print(json.dumps({"devices": n, "platform": jax.devices()[0].platform,
+                  "seq_per_s": 16 / float(np.median(times))}))
+'''
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--simulate", type=int, default=8)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--tensor-parallel", action="store_true",
+                        help="split the weights' gate rows over the devices, not the batch")
     args = parser.parse_args()
     env = dict(os.environ)
     if args.simulate:
@@ -53,7 +76,8 @@ def main() -> None:
         env["JAX_PLATFORMS"] = "cpu"
     rows = []
     for n in (1, 2, 4, 8):
-        run = subprocess.run([sys.executable, "-c", CHILD, str(n), str(args.steps)], env=env,
+        child = TENSOR if args.tensor_parallel else CHILD
+        run = subprocess.run([sys.executable, "-c", child, str(n), str(args.steps)], env=env,
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
     base = rows[0]["seq_per_s"]

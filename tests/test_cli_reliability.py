@@ -3,10 +3,10 @@ exit 2, a non-finite loss stops the run with its last finite state kept, Ctrl-C 
 how to resume, damaged files are named. Every test drives ``rnn-jax`` through its ``main``."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
-from flax import serialization
 
 from rnn_jax._src import cli
 from rnn_jax._src.train import checkpoint as ckpt
@@ -37,7 +37,21 @@ def _strict_json(text):
 
 
 def _files(out):
-    return {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))}
+    return {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))
+            if os.path.isfile(os.path.join(out, f))}
+
+
+def _copy_run(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _saved(out):
+    """The leaves Orbax saved in the run ``out`` (restored without a template) and its step."""
+    import orbax.checkpoint as ocp
+    step = ckpt.read_step(out)
+    path = os.path.join(out, ckpt.STATE, str(step), "default")
+    return ocp.StandardCheckpointer().restore(path), step
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +144,7 @@ def test_resume_refuses_contradictions_and_says_when_there_is_nothing_to_do(run4
 
 
 def test_resume_extends_a_finished_run(run4, tmp_path):
-    out = tmp_path / "more"
-    os.makedirs(out)
-    for name, data in _files(run4).items():
-        (out / name).write_bytes(data)
+    out = _copy_run(run4, tmp_path / "more")
     assert cli.main(["train", "adding", "--resume", "--steps", "6", "--out", str(out),
                      "--no-progress"]) == 0
     assert ckpt.read_step(str(out)) == 6 and ckpt.load_config(str(out))["steps"] == 6
@@ -144,10 +155,11 @@ def test_nonfinite_loss_stops_keeps_the_last_finite_state_and_valid_json(tmp_pat
     blowup = ["--optimizer", "sgd", "--lr", "1e30", "--clip", "0"]
     assert _train(out, *blowup, steps=20) == 3
     err = _one_line_error(capsys, "non-finite", "step", out)
-    payload = serialization.msgpack_restore(open(os.path.join(out, ckpt.CHECKPOINT), "rb").read())
-    assert all(np.isfinite(np.asarray(a)).all() for a in payload["leaves"].values())
+    saved, step = _saved(out)
+    import jax
+    assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(saved["params"]))
     bad = int(err.split("at step ")[1].split(";")[0])
-    assert payload["step"] == bad - 1
+    assert step == int(saved["step"]) == bad - 1
     for line in open(os.path.join(out, METRICS)):
         _strict_json(line)
     # skipping instead: the run finishes, the skipped steps are counted, params stay finite
@@ -185,33 +197,39 @@ def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, monkeypatch, capsy
 @pytest.mark.parametrize("damage", ["empty", "truncated", "random", "foreign"])
 def test_a_damaged_checkpoint_is_named_before_any_setup(run4, tmp_path, monkeypatch, capsys,
                                                         damage):
-    out = tmp_path / damage
-    os.makedirs(out)
-    for name, data in _files(run4).items():
-        (out / name).write_bytes(data)
-    path = out / ckpt.CHECKPOINT
+    out = _copy_run(run4, tmp_path / damage)
+    path = out / ckpt.STATE / "4" / "default" / "_METADATA"   # Orbax's tree of the arrays
     good = path.read_bytes()
     path.write_bytes({"empty": b"", "truncated": good[: len(good) // 2],
                       "random": np.random.default_rng(0).bytes(500),
-                      "foreign": serialization.msgpack_serialize({"a": np.zeros(3)})}[damage])
+                      "foreign": json.dumps({"a": [0, 1]}).encode()}[damage])
     monkeypatch.setattr("rnn_jax._src.train.experiment.setup",
                         lambda *a, **k: pytest.fail("setup ran before the checkpoint check"))
     assert cli.main(["train", "adding", "--resume", "--steps", "6", "--out", str(out)]) == 2
-    _one_line_error(capsys, str(path))
+    _one_line_error(capsys, str(out / ckpt.STATE / "4"))
+
+
+def test_damaged_arrays_are_named(run4, tmp_path, capsys):
+    out = _copy_run(run4, tmp_path / "arrays")
+    for f in (out / ckpt.STATE / "4" / "default").rglob("*"):
+        if f.is_file() and f.parent.name == "d":      # TensorStore's array data
+            f.write_bytes(b"\0" * 16)
+    assert cli.main(["train", "adding", "--resume", "--steps", "6", "--out", str(out),
+                     "--no-progress"]) == 2
+    _one_line_error(capsys, str(out / ckpt.STATE / "4"), "damaged")
 
 
 def test_torn_metrics_line_is_dropped_and_temporary_files_are_cleaned(run4, tmp_path, capsys):
-    out = tmp_path / "torn"
-    os.makedirs(out)
-    for name, data in _files(run4).items():
-        (out / name).write_bytes(data)
+    out = _copy_run(run4, tmp_path / "torn")
     with open(out / METRICS, "a") as f:
         f.write('{"step": 5, "lo')
-    (out / "checkpoint.msgpack.tmp.123").write_bytes(b"partial")
+    (out / "summary.json.tmp.123").write_bytes(b"partial")
+    (out / ckpt.STATE / "5.orbax-checkpoint-tmp-123").mkdir()      # a save that was killed
     assert cli.main(["train", "adding", "--resume", "--steps", "6", "--out", str(out),
                      "--no-progress"]) == 0
     assert "torn last line" in capsys.readouterr().err
     assert not any(".tmp." in f for f in os.listdir(out))
+    assert os.listdir(out / ckpt.STATE) == ["6"]
     steps = [_strict_json(line)["step"] for line in open(out / METRICS)]
     assert steps == sorted(steps) and steps[-1] == 6
 
@@ -229,6 +247,6 @@ def test_sample_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
     ckpt.save_config(out, cfg)
     capsys.readouterr()
     assert cli.main(["sample", "--checkpoint", out, "--length", "5"]) == 2
-    _one_line_error(capsys, "checkpoint.msgpack", "another model")
+    _one_line_error(capsys, "state", "another model")
     assert cli.main(["sample", "--checkpoint", str(tmp_path)]) == 2   # a directory, no run
     _one_line_error(capsys, "config.json")

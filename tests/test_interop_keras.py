@@ -45,3 +45,41 @@ def test_a_gru_with_b_hn_has_no_reset_before_keras_layer():
     params = params._replace(b_hh=params.b_hh + 1.0)
     with pytest.raises(ValueError, match="b_hn"):
         interop.to_keras(cell, params)
+
+
+@pytest.mark.parametrize("kind, kw", LAYERS, ids=[f"{k}-{kw}" for k, kw in LAYERS])
+def test_gradients_agree_with_keras(kind, kw):
+    """Keras (JAX backend, ``stateless_call``) and rnn_jax differentiate the same function: the
+    input gradients agree, and so do the weight gradients along random directions ``V``
+    (``from_keras`` is linear in the weights: ``<∇_W L, V> = <∇_θ L, from_keras(V)>``)."""
+    import jax.numpy as jnp
+    import rnn_jax
+    if keras.backend.backend() != "jax":
+        pytest.skip("Keras runs on another backend here")
+    layer = _layer(kind, kw)
+    cell, params = interop.from_keras(layer)
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(B, T, I)).astype(np.float32))
+    w = jnp.asarray(rng.normal(size=(B, T, H)).astype(np.float32))
+
+    frozen = [v.value for v in layer.non_trainable_variables]   # e.g. a seed generator
+
+    def keras_loss(trainable, x):
+        y, _ = layer.stateless_call(trainable, frozen, x)
+        return jnp.sum(jnp.tanh(y) * w)
+
+    def ours(params, x):
+        return jnp.sum(jnp.tanh(rnn_jax.run(cell, params, x)[1]) * w)
+
+    weights = [jnp.asarray(v.value) for v in layer.trainable_variables]
+    gk_w, gk_x = jax.grad(keras_loss, argnums=(0, 1))(weights, x)
+    gr_p, gr_x = jax.grad(ours, argnums=(0, 1))(params, x)
+    np.testing.assert_allclose(gr_x, gk_x, rtol=1e-4, atol=1e-6)
+    for seed in range(3):
+        r = np.random.default_rng(10 + seed)
+        vs = [r.normal(size=v.shape).astype(np.float32) for v in layer.get_weights()]
+        along_keras = sum(float(jnp.vdot(g, v)) for g, v in zip(gk_w, vs))
+        v_ours = interop.from_keras(vs, kind, **kw)[1]
+        along_ours = sum(float(jnp.vdot(g, v)) for g, v in
+                         zip(jax.tree.leaves(gr_p), jax.tree.leaves(v_ours)))
+        np.testing.assert_allclose(along_ours, along_keras, rtol=1e-4)

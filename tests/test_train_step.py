@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import serialization
 
 from rnn_jax._src.train import checkpoint as ckpt
 from rnn_jax._src.train.models import build_model
@@ -128,5 +129,15 @@ def test_checkpoint_round_trip_is_exact(tmp_path, lstm_model):
                      opt, jax.random.PRNGKey(0), model.initial_carry((B,)))
     with pytest.raises(ValueError):
         ckpt.restore_checkpoint(str(tmp_path), bad)
+    # a checkpoint saved before Orbax (the leaves in one checkpoint.msgpack) is still read
+    old = tmp_path / "old"
+    old.mkdir()
+    payload = {"format": ckpt.FORMAT, "step": 17,
+               "leaves": {str(i): np.asarray(x) for i, x in enumerate(jax.tree.leaves(state))}}
+    (old / ckpt.CHECKPOINT).write_bytes(serialization.msgpack_serialize(payload))
+    assert ckpt.has_checkpoint(str(old)) and ckpt.read_step(str(old)) == 17
+    for a, b in zip(jax.tree.leaves(ckpt.restore_checkpoint(str(old), template)),
+                    jax.tree.leaves(state)):
+        np.testing.assert_array_equal(a, b)
     ckpt.save_config(str(tmp_path), {"a": [1, 2]})
     assert ckpt.load_config(str(tmp_path)) == {"a": [1, 2]}

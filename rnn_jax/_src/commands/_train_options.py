@@ -131,8 +131,14 @@ def add_arguments(parser) -> None:
                              "reconstruct); ctc-read: ctc (default) or frames, the baseline "
                              "trained on known alignments")
     parser.add_argument("--devices", type=positive_int,
-                        help="data-parallel over this many local devices; the batch must "
-                             "divide by it (default: all local devices)")
+                        help="data-parallel over this many devices; the batch must divide by "
+                             "it (default: all devices)")
+    parser.add_argument("--coordinator", metavar="HOST:PORT",
+                        help="several processes (hosts): process 0's address, for "
+                             "jax.distributed.initialize; with --num-processes, --process-id")
+    parser.add_argument("--num-processes", type=positive_int, help="several processes: how many")
+    parser.add_argument("--process-id", type=nonnegative_int,
+                        help="several processes: this one's index, 0 to --num-processes - 1")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -22,7 +23,7 @@ from rnn_jax._src.commands._train_options import (  # noqa: F401  (the command's
 
 NAME = "train"
 
-RUN_FILES = ("config.json", "checkpoint.msgpack", "metrics.jsonl", "summary.json")
+RUN_FILES = ("config.json", "state", "checkpoint.msgpack", "metrics.jsonl", "summary.json")
 EXIT_NONFINITE, EXIT_INTERRUPTED = 3, 130
 
 
@@ -66,6 +67,7 @@ def _resume_config(args) -> tuple[dict, int]:
 
 
 def main(args) -> int:
+    _join_processes(args)
     from rnn_jax._src.train import checkpoint as ckpt
     from rnn_jax._src.train.loop import Interrupted, NonFinite
 
@@ -91,7 +93,8 @@ def main(args) -> int:
             raise UsageError(f"{out} already holds a run ({', '.join(found)}); pass --resume "
                              "to continue it, --overwrite to replace it, or another --out")
         for f in found:
-            os.remove(os.path.join(out, f))
+            path = os.path.join(out, f)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
         if cfg.get("pretrained"):
             _check_pretrained(cfg)
         if args.param_budget:
@@ -114,6 +117,9 @@ def main(args) -> int:
         print(f"\nrnn-jax train: interrupted; step {err.step} is saved in {out}. "
               f"Resume with: {resume_cmd}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    import jax
+    if jax.process_index() != 0:           # several processes: the first reports
+        return 0
     from rnn_jax._src.train import autoencoder, lang_tasks, seq_tasks
     if args.task in seq_tasks.SEQ_TASKS:   # accuracy against source length, attention heatmaps
         summary["report"] = seq_tasks.report(out)
@@ -136,13 +142,32 @@ def main(args) -> int:
     return 0
 
 
+def _join_processes(args) -> None:
+    """``--coordinator``, ``--num-processes``, ``--process-id``: all or none, then
+    ``jax.distributed.initialize`` before any other JAX call."""
+    given = [a for a in (args.coordinator, args.num_processes, args.process_id) if a is not None]
+    if not given:
+        return
+    if len(given) != 3:
+        raise UsageError("--coordinator, --num-processes and --process-id go together")
+    if args.process_id >= args.num_processes:
+        raise UsageError(f"--process-id {args.process_id} must be below --num-processes "
+                         f"{args.num_processes}")
+    from rnn_jax._src.train.sharding import initialize_distributed
+    initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+
+
 def _devices(args, cfg: dict) -> int:
-    """``--devices`` (default: all local devices, as many as divide the batch), checked."""
+    """``--devices`` (default: every device of every process, as many as divide the batch),
+    checked."""
     import jax
-    local = len(jax.local_devices())
+    local = len(jax.devices())
     n = local if args.devices is None else args.devices
     if n > local:
-        raise UsageError(f"--devices {n}: this machine has {local} local device(s)")
+        raise UsageError(f"--devices {n}: this run has {local} device(s)")
+    if jax.process_count() > 1 and n != local:
+        raise UsageError(f"--devices {n}: a run over {jax.process_count()} processes uses all "
+                         f"their {local} devices")
     if cfg["batch"] % n:
         if args.devices is not None:
             raise UsageError(f"--devices {n} does not divide the batch ({cfg['batch']}); "

@@ -39,8 +39,10 @@ VOCAB = 3 + len(dg.WORDS)
 SIZES = (10_000, 1000)       # training and test canvases
 
 
-_COORDS = jnp.stack(jnp.meshgrid(jnp.linspace(-1, 1, GRID), jnp.linspace(-1, 1, GRID),
-                                 indexing="ij"), -1).reshape(GRID * GRID, 2)
+# NumPy, not jnp: importing a module must not start JAX's backend (jax.distributed comes first)
+_COORDS = np.stack(np.meshgrid(np.linspace(-1, 1, GRID, dtype=np.float32),
+                               np.linspace(-1, 1, GRID, dtype=np.float32),
+                               indexing="ij"), -1).reshape(GRID * GRID, 2)
 
 
 class CaptionModel(NamedTuple):

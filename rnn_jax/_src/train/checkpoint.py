@@ -1,31 +1,35 @@
-"""Checkpoints without pickle: a pytree's leaves in flax's msgpack format.
+"""Checkpoints without pickle: the training state through Orbax, the config as JSON.
 
-A checkpoint directory holds
+A run directory holds
 
-* ``checkpoint.msgpack``: the leaves of the :class:`~rnn_jax._src.train.step.TrainState`
-  (params, optimiser state, step, RNG key, carried state) as NumPy arrays, plus the
-  tree structure as text for error messages;
+* ``state/<step>/``: the :class:`~rnn_jax._src.train.step.TrainState` (params, optimiser
+  state, step, RNG key, carried state), written by Orbax's ``CheckpointManager`` (arrays in
+  TensorStore's OCDBT format, metadata as JSON; the newest step kept). Orbax writes a step
+  into a temporary directory and renames it when complete, then removes the older step, so a
+  run killed while saving keeps its previous checkpoint (:func:`clean_temporary` removes what
+  such a write left behind). Arrays are restored onto the shardings of the template, so a
+  state saved from ``N`` devices restores on ``M`` (:mod:`rnn_jax._src.train.sharding`).
 * ``config.json``: whatever the caller needs to rebuild the model and the run.
 
-Restoring needs a template pytree of the same structure (build the model and a
-fresh state from ``config.json``, then restore into it). Files are written to a
-temporary name and moved into place with ``os.replace``, so a run killed while
-saving leaves the previous checkpoint intact (:func:`clean_temporary` removes what such a
-write left behind). A file that is not a readable checkpoint raises :class:`CheckpointError`,
-whose message names the file and what is wrong with it.
+Restoring needs a template pytree of the same structure (build the model and a fresh state
+from ``config.json``, then restore into it). Runs saved before Orbax, with the leaves in one
+``checkpoint.msgpack`` (flax's msgpack), are still read. A checkpoint that cannot be used
+raises :class:`CheckpointError`, whose message names the file and what is wrong with it.
 """
 from __future__ import annotations
 
 import glob
 import json
 import os
+import shutil
 from typing import Any, Optional
 
 import jax
 import numpy as np
 from flax import serialization
 
-CHECKPOINT = "checkpoint.msgpack"
+STATE = "state"                    # Orbax's directory: one sub-directory per saved step
+CHECKPOINT = "checkpoint.msgpack"  # the format before Orbax, still read
 CONFIG = "config.json"
 FORMAT = "rnn_jax.checkpoint/1"
 
@@ -46,32 +50,44 @@ def atomic_write(path: str, data: bytes) -> None:
 
 
 def clean_temporary(directory: str) -> list[str]:
-    """Removes the temporary files of writes that were interrupted; returns their paths."""
-    stale = sorted(glob.glob(os.path.join(glob.escape(directory), "*.tmp.*")))
+    """Removes the temporary files and Orbax step directories of writes that were interrupted;
+    returns their paths."""
+    root = glob.escape(directory)
+    stale = sorted(glob.glob(os.path.join(root, "*.tmp.*"))
+                   + glob.glob(os.path.join(root, STATE, "*.orbax-checkpoint-tmp*")))
     for path in stale:
-        os.remove(path)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     return stale
 
 
+def _manager(directory: str, create: bool = False):
+    import orbax.checkpoint as ocp
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=create,
+                                           enable_async_checkpointing=False)
+    return ocp.CheckpointManager(os.path.abspath(os.path.join(directory, STATE)),
+                                 options=options, item_handlers=ocp.StandardCheckpointHandler())
+
+
 def save_checkpoint(directory: str, tree: Any) -> str:
-    """Writes the leaves of ``tree`` to ``directory/checkpoint.msgpack`` atomically (and its
-    ``step``, when it has one, readable without a template: :func:`read_step`)."""
-    os.makedirs(directory, exist_ok=True)
-    leaves, treedef = jax.tree.flatten(tree)
-    payload = {
-        "format": FORMAT,
-        "treedef": str(treedef),
-        "leaves": {str(i): np.asarray(x) for i, x in enumerate(leaves)},
-    }
-    if getattr(tree, "step", None) is not None:
-        payload["step"] = int(tree.step)
-    path = os.path.join(directory, CHECKPOINT)
-    atomic_write(path, serialization.msgpack_serialize(payload))
-    return path
+    """Saves ``tree`` (sharded or not) as ``directory/state/<step>`` with Orbax, ``<step>``
+    being its ``step`` field (or the next number when it has none); returns that path. The
+    previous step's checkpoint is removed once the new one is complete. Saving a step that is
+    already saved replaces it (a training run only does so with the same state)."""
+    import orbax.checkpoint as ocp
+    manager = _manager(directory, create=True)
+    latest = manager.latest_step()
+    step = getattr(tree, "step", None)
+    step = int(step) if step is not None else (0 if latest is None else latest + 1)
+    if step in manager.all_steps():
+        manager.delete(step)
+    manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+    manager.wait_until_finished()
+    manager.close()
+    return os.path.join(directory, STATE, str(step))
 
 
 def _payload(path: str) -> dict:
-    """The checkpoint's contents, or a :class:`CheckpointError` saying what is wrong."""
+    """A pre-Orbax checkpoint's contents, or a :class:`CheckpointError` saying what is wrong."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -90,16 +106,72 @@ def _payload(path: str) -> dict:
     return payload
 
 
+def _latest(directory: str) -> tuple[Any, int, str]:
+    """``(manager, step, path)`` of the newest Orbax checkpoint in ``directory``."""
+    manager = _manager(directory)
+    step = manager.latest_step()
+    if step is None:
+        raise CheckpointError(f"{os.path.join(directory, STATE)}: no complete checkpoint")
+    return manager, step, os.path.join(directory, STATE, str(step))
+
+
+def _stored(manager: Any, step: int, path: str) -> dict:
+    """``{name: (shape, dtype)}`` of the arrays Orbax saved at ``step``."""
+    try:
+        tree = manager.item_metadata(step).tree
+        leaves = jax.tree.leaves(tree, is_leaf=lambda x: hasattr(x, "shape"))
+        return {m.name: (tuple(m.shape), np.dtype(m.dtype)) for m in leaves}
+    except Exception as err:   # missing, empty or foreign metadata files
+        raise CheckpointError(f"{path}: not a readable checkpoint (damaged metadata: "
+                              f"{type(err).__name__})") from None
+
+
+def _name(path: tuple) -> str:
+    """Orbax's name of a leaf: its key path joined by dots."""
+    return ".".join(str(getattr(k, "name", getattr(k, "key", getattr(k, "idx", k))))
+                    for k in path)
+
+
 def read_step(directory: str) -> Optional[int]:
-    """The step saved in ``directory``'s checkpoint (checking that it is readable), or None
-    when the checkpoint has no step record."""
+    """The step saved in ``directory``'s checkpoint (checking that its metadata is
+    readable), or None when a pre-Orbax checkpoint has no step record."""
+    if os.path.isdir(os.path.join(directory, STATE)):
+        manager, step, path = _latest(directory)
+        _stored(manager, step, path)
+        return step
     step = _payload(os.path.join(directory, CHECKPOINT)).get("step")
     return None if step is None else int(step)
 
 
 def restore_checkpoint(directory: str, template: Any) -> Any:
-    """Reads a checkpoint into the structure of ``template``; shapes and dtypes must match
-    (else :class:`CheckpointError`, naming the file and the first array that differs)."""
+    """Reads the newest checkpoint into the structure of ``template``, onto the shardings of
+    its arrays; shapes and dtypes must match (else :class:`CheckpointError`, naming the file
+    and the first array that differs)."""
+    if not os.path.isdir(os.path.join(directory, STATE)):
+        return _restore_msgpack(directory, template)
+    import orbax.checkpoint as ocp
+    manager, step, path = _latest(directory)
+    stored = _stored(manager, step, path)
+    named = [(_name(p), x) for p, x in jax.tree_util.tree_flatten_with_path(template)[0]]
+    if sorted(stored) != sorted(n for n, _ in named):
+        raise CheckpointError(f"{path} holds the arrays {sorted(stored)[:4]}..., the model "
+                              f"expects {sorted(n for n, _ in named)[:4]}... (a checkpoint of "
+                              "another model?)")
+    for name, x in named:
+        if stored[name] != (tuple(np.shape(x)), np.dtype(x.dtype)):
+            shape, dtype = stored[name]
+            raise CheckpointError(f"{path}: array {name} is {dtype}{shape}, the model expects "
+                                  f"{np.dtype(x.dtype)}{tuple(np.shape(x))} (a checkpoint of "
+                                  "another model?)")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    try:
+        return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as err:   # damaged array files
+        raise CheckpointError(f"{path}: not a readable checkpoint (damaged arrays: "
+                              f"{type(err).__name__})") from None
+
+
+def _restore_msgpack(directory: str, template: Any) -> Any:
     path = os.path.join(directory, CHECKPOINT)
     payload = _payload(path)
     leaves_t, treedef = jax.tree.flatten(template)
@@ -121,7 +193,9 @@ def restore_checkpoint(directory: str, template: Any) -> Any:
 
 
 def has_checkpoint(directory: str) -> bool:
-    return os.path.exists(os.path.join(directory, CHECKPOINT))
+    """Whether ``directory`` holds a checkpoint (Orbax's, or one saved before Orbax)."""
+    return (os.path.isdir(os.path.join(directory, STATE))
+            or os.path.exists(os.path.join(directory, CHECKPOINT)))
 
 
 def save_config(directory: str, config: dict) -> None:

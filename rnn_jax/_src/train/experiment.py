@@ -39,17 +39,18 @@ def run_training(cfg: dict, out: str, *, resume: bool = False, progress: bool = 
     opt = make_optimizer(cfg["optimizer"], cfg["lr"], clip_norm=cfg["clip"] or None,
                          clip_value=cfg.get("clip_value"))
     state = init_state(params, opt, k_state, s.initial_carry)
-    if resume and ckpt.has_checkpoint(out):
-        state = ckpt.restore_checkpoint(out, state)
     batch_fn = s.batch_fn
     dp = data_parallel(devices)
     if dp.size > 1:
         if cfg["batch"] % dp.size:
             raise ValueError(f"batch {cfg['batch']} does not divide over {dp.size} devices")
         state, batch_fn = shard_state(dp, state), sharded_batches(dp, s.batch_fn)
+    if resume and ckpt.has_checkpoint(out):   # onto this run's shardings, whatever saved it
+        state = ckpt.restore_checkpoint(out, state)
     full = {**cfg, **s.extra, "model": s.model.config, "params": count_params(params, s.model.cell),
             "baselines": s.baselines}
-    ckpt.save_config(out, full)
+    if jax.process_index() == 0:   # several processes: the first writes the run's files
+        ckpt.save_config(out, full)
     state, records = train_loop(
         state, make_train_step(s.loss_fn, opt, skip_nonfinite=cfg.get("nonfinite") == "skip"),
         batch_fn, cfg["steps"], out_dir=out,

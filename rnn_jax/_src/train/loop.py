@@ -117,7 +117,9 @@ def train_loop(
         not skip it); the last good state is checkpointed first (with ``out_dir``).
       Interrupted: Ctrl-C; the last completed step is checkpointed first (with ``out_dir``).
     """
-    metrics_path = os.path.join(out_dir, METRICS) if out_dir else None
+    # several processes (rnn_jax.train.initialize_distributed): process 0 writes the metrics
+    metrics_path = os.path.join(out_dir, METRICS) if out_dir and jax.process_index() == 0 \
+        else None
     start = int(state.step)
     if metrics_path:
         os.makedirs(out_dir, exist_ok=True)
