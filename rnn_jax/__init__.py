@@ -5,9 +5,11 @@ NamedTuples of pure functions of one sequence's step, with their hand-written ba
 over plain pytree params in PyTorch's layout; :func:`run` runs any cell over padded batches
 with one ``lax.scan``, planned by :func:`plan`; :func:`layer`, :func:`stacked` and
 :func:`bidirectional` build networks; the gradient method (:class:`Autodiff`,
-:class:`Checkpointed`, :class:`ManualBPTT`, and on a GPU :class:`Persistent`, the whole
-recurrence in one kernel per direction) is an argument of the runner; :func:`bptt` is the
-hand-written backward pass as a function.
+:class:`Checkpointed`, :class:`ManualBPTT`, :class:`Revolve` (binomial checkpointing),
+:class:`RTRL` (forward sensitivities), :class:`ParallelInTime` (Newton over the whole sequence,
+DEER), and on a GPU :class:`Persistent`, the whole recurrence in one kernel per direction) is an
+argument of the runner; :func:`bptt` is the hand-written backward pass as a function;
+:func:`uoro` estimates the gradient online without bias.
 :func:`seq2seq` builds encoder-decoders.
 Submodules: :mod:`rnn_jax.attention` (scores, masks, context), :mod:`rnn_jax.decoding`
 (greedy, sampling, beam search), :mod:`rnn_jax.diagnostics` (vanishing/exploding gradients),
@@ -47,6 +49,10 @@ from rnn_jax._src.ctc import CTCDecoded, ctc_beam_search, ctc_greedy, ctc_loss
 from rnn_jax._src.captioning import (Captioned, Captioner, CaptionerParams, captioner,
                                      reinforce_loss)
 from rnn_jax._src.runner import run
+from rnn_jax._src.revolve import Revolve, revolve_steps
+from rnn_jax._src.rtrl import RTRL, rtrl_sensitivities
+from rnn_jax._src.parallel_time import ParallelInTime, ParallelInfo, parallel_in_time
+from rnn_jax._src.uoro import UOROState, uoro, uoro_loss_grad, uoro_state
 from rnn_jax._src.vocab import Embedding, build_vocabulary, embedding, one_of_n, word_ids
 from rnn_jax._src.seq2seq import Memory, Seq2Seq, Seq2SeqParams, reverse_valid, seq2seq
 from rnn_jax import attention, decoding, diagnostics, interop, train  # noqa: E402  (submodules)
@@ -63,4 +69,6 @@ __all__ = [
     "Captioner", "CaptionerParams", "captioner", "reinforce_loss", "Embedding", "build_vocabulary", "embedding", "one_of_n", "word_ids", "bidirectional", "bptt", "clockwork",
     "dense", "diagnostics", "elman", "gru", "initializers", "irnn", "jordan", "layer", "lstm",
     "masked_mse", "plan", "run", "scrn", "sequence_cross_entropy", "stacked", "train",
+    "Revolve", "revolve_steps", "RTRL", "rtrl_sensitivities", "ParallelInTime", "ParallelInfo",
+    "parallel_in_time", "UOROState", "uoro", "uoro_loss_grad", "uoro_state",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +33,8 @@ def _check_grad(grad: Any) -> Optional[GradientMethod]:
         raise TypeError(f"grad must be a gradient method instance: pass grad=rnn_jax."
                         f"{grad.__name__}(), not the class")
     raise TypeError("grad must be a gradient method such as rnn_jax.ManualBPTT(), "
-                    f"rnn_jax.Autodiff() or rnn_jax.Checkpointed(), got {grad!r}")
+                    "rnn_jax.Autodiff(), rnn_jax.Checkpointed(), rnn_jax.Revolve(k), "
+                    f"rnn_jax.RTRL() or rnn_jax.ParallelInTime(), got {grad!r}")
 
 
 def run(
@@ -71,7 +72,8 @@ def run(
       unroll: time steps per ``lax.scan`` iteration (speed only). None: the planner's
         (:func:`rnn_jax.plan`).
       grad: the gradient method, :class:`rnn_jax.ManualBPTT`, :class:`rnn_jax.Autodiff`,
-        :class:`rnn_jax.Checkpointed` or :class:`rnn_jax.Persistent`. None: the planner's
+        :class:`rnn_jax.Checkpointed`, :class:`rnn_jax.Revolve`, :class:`rnn_jax.RTRL`,
+        :class:`rnn_jax.ParallelInTime` or :class:`rnn_jax.Persistent`. None: the planner's
         (``ManualBPTT()`` for rnn_jax's cells, ``Autodiff()`` for others, ``Persistent()``
         on a GPU where it runs).
 
@@ -94,6 +96,33 @@ def run(
     if isinstance(unroll, jax.core.Tracer):
         raise TypeError(f"unroll must be a Python int, got a traced value; {JIT_HINT}")
     grad = _check_grad(grad)
+    flat = flatten(cell, params, xs, initial_carry, lengths, resets, time_major)
+    chosen = plan(cell, flat.dtype, batch=flat.xs.shape[1], resets=flat.resets is not None)
+    if unroll is not None:
+        chosen = chosen._replace(unroll=v.check_unroll(unroll))
+    method = chosen.grad if grad is None else grad
+    final, ys = method.scan(cell, params, flat.xs, flat.carry, flat.valid, flat.resets,
+                            reverse=reverse, plan=chosen)
+    return unflatten(flat, final, ys, time_major)
+
+
+class Flat(NamedTuple):
+    """A run's arguments, checked, in the one layout every gradient method takes: time-major
+    with one flat batch axis ``B``: ``xs (T, B, I)`` (zeros at padding), the carry's leaves
+    ``(B, ...)``, ``valid`` and ``resets`` ``(T, B)`` or None; the caller's batch shape."""
+
+    xs: jax.Array
+    carry: Any
+    valid: Optional[jax.Array]
+    resets: Optional[jax.Array]
+    batch_shape: tuple
+    dtype: Any        # the computation's: the params' and inputs' promoted
+
+
+def flatten(cell: Cell, params: Any, xs: jax.Array, initial_carry: Any, lengths: Any,
+            resets: Any, time_major: bool) -> Flat:
+    """Checks :func:`run`'s arrays (clear errors at trace time) and lays them out as
+    :class:`Flat`."""
     xs, T, batch_shape = v.check_inputs(cell, xs, time_major)
     v.check_params(cell, params)
     lengths = v.check_lengths(lengths, T, batch_shape)
@@ -104,8 +133,6 @@ def run(
     else:
         v.check_carry(cell, initial_carry, batch_shape)
         carry = jax.tree.map(lambda c: jnp.asarray(c, jnp.result_type(c, dtype)), initial_carry)
-
-    # Time-major with one flat batch axis B: (T, B, I), carry (B, ...), masks (T, B).
     B = math.prod(batch_shape)
     xs = (xs if time_major else jnp.moveaxis(xs, -2, 0)).reshape(T, B, cell.input_size)
     carry = jax.tree.map(lambda c: c.reshape(B, *c.shape[len(batch_shape):]), carry)
@@ -114,13 +141,12 @@ def run(
         resets = (resets if time_major else jnp.moveaxis(resets, -1, 0)).reshape(T, B)
     if valid is not None:  # padding is never read: neither its values nor its gradients
         xs = jnp.where(valid[..., None], xs, jnp.zeros((), xs.dtype))
+    return Flat(xs, carry, valid, resets, tuple(batch_shape), dtype)
 
-    chosen = plan(cell, dtype, batch=B, resets=resets is not None)
-    if unroll is not None:
-        chosen = chosen._replace(unroll=v.check_unroll(unroll))
-    method = chosen.grad if grad is None else grad
-    final, ys = method.scan(cell, params, xs, carry, valid, resets, reverse=reverse,
-                            plan=chosen)
-    final = jax.tree.map(lambda c: c.reshape(*batch_shape, *c.shape[1:]), final)
-    ys = ys.reshape(T, *batch_shape, ys.shape[-1])
+
+def unflatten(flat: Flat, final: Any, ys: jax.Array, time_major: bool) -> tuple[Any, jax.Array]:
+    """``(final_carry, ys)`` of the flat layout back in the caller's batch shape and layout."""
+    shape = flat.batch_shape
+    final = jax.tree.map(lambda c: c.reshape(*shape, *c.shape[1:]), final)
+    ys = ys.reshape(ys.shape[0], *shape, ys.shape[-1])
     return final, (ys if time_major else jnp.moveaxis(ys, 0, -2))

@@ -47,6 +47,23 @@ def cell_step(cell: Cell, save: bool = False, fuse: bool = False) -> tuple[Calla
     return (lambda p, c, x: cell.project(p, x)), cell.recur
 
 
+def masked_step(cell: Cell) -> Callable:
+    """``step(params, c, x, v, r) -> (c_new, y)``: one sequence at one step as :func:`loop`
+    takes it: the carry zeroed where ``r`` (a reset), kept with ``y = 0`` where not ``v``
+    (padding); ``v``, ``r`` scalars or None. The step that the gradient methods which
+    differentiate one step at a time (RTRL, Revolve, ParallelInTime) differentiate."""
+    pre, finish = cell_step(cell)
+
+    def step(params, c, x, v, r):
+        c_in = zeros_where(r, c)
+        new, y = finish(params, c_in, pre(params, c_in, x))
+        if v is not None:
+            new, y = where_tree(v, new, c), jnp.where(v, y, jnp.zeros((), y.dtype))
+        return new, y
+
+    return step
+
+
 def to_columns(tree: Any, axis: int = -1) -> Any:
     """Every leaf with its feature axis moved from last to ``axis`` (features first)."""
     return jax.tree.map(lambda a: jnp.moveaxis(a, -1, axis), tree)

@@ -16,6 +16,7 @@ from rnn_jax._src.diagnostics.jacobians import (
     step_jacobians,
     trajectory,
 )
+from rnn_jax._src.diagnostics.lyapunov import lyapunov_exponent
 from rnn_jax._src.diagnostics.manual import (
     jacobian_via_bptt,
     lag_jacobians_manual,
@@ -50,6 +51,7 @@ __all__ = [
     "DERIVATIVE_BOUNDS", "Model", "block_curves", "block_norms", "carry_blocks", "derivative_bound", "elman_with_radius", "format_table",
     "gate_blocks", "gradient_report", "growth_rate", "jacobian_norms", "jacobian_via_bptt",
     "lag_curve", "lag_jacobians", "lag_jacobians_manual", "largest_singular_value",
+    "lyapunov_exponent",
     "pascanu_bound", "part_indices", "plot_lag_norms", "recurrent_matrix", "regime",
     "scale_to_singular_value", "scale_to_spectral_radius", "spectral_radius", "standard_models",
     "state_gradient_norms", "state_gradients", "state_gradients_manual", "step_jacobians",
