@@ -13,7 +13,8 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parent.parent / "notebooks"
 # Notebooks whose plots are part of what they show.
 MIN_FIGURES = {"03_long_memory.ipynb": 1, "04_char_rnn.ipynb": 1, "05_vanishing_exploding.ipynb": 5,
                "06_long_timescales.ipynb": 3, "07_seq2seq_attention.ipynb": 2,
-               "08_ctc_and_captioning.ipynb": 5, "09_slot_filling_and_autoencoders.ipynb": 3}
+               "08_ctc_and_captioning.ipynb": 5, "09_slot_filling_and_autoencoders.ipynb": 3,
+               "10_gradient_methods.ipynb": 7}
 
 
 def test_there_are_notebooks():

@@ -117,7 +117,8 @@ class ManualBPTT(GradientMethod):
         b = backward_of(cell)
         dfinal, dys = cotangents
         T = xs.shape[0]
-        trunc, clip = self.truncate, self.clip
+        clip = self.clip   # chunks of T steps or more have no boundary: the full gradient
+        trunc = self.truncate if self.truncate is not None and self.truncate < T else None
 
         def one(p, dc, carry, pre, dy, v, r, s):    # one sequence (or the columns) at one step
             if v is not None:

@@ -130,6 +130,12 @@ def add_arguments(parser) -> None:
                         help="autoencoder: rebuild the sentence or its neighbours (default: "
                              "reconstruct); ctc-read: ctc (default) or frames, the baseline "
                              "trained on known alignments")
+    parser.add_argument("--truncate", type=positive_int, metavar="K",
+                        help="adding, copy: truncated BPTT, no gradient crosses a boundary "
+                             "every K steps of a sequence (default: full BPTT)")
+    parser.add_argument("--gradient", choices=("bptt", "uoro"),
+                        help="adding, copy: train on the BPTT gradient (default) or on UORO's "
+                             "unbiased online estimate (Tallec & Ollivier 2017)")
     parser.add_argument("--devices", type=positive_int,
                         help="data-parallel over this many devices; the batch must divide by "
                              "it (default: all devices)")
@@ -165,6 +171,9 @@ def given(args) -> dict:
         if out.get("objective") == "skip-thought" and corpus != "prose":
             raise UsageError("--objective skip-thought needs neighbouring sentences: "
                              "--corpus prose")
+    if out.get("gradient") == "uoro" and out.get("truncate") is not None:
+        raise UsageError("--truncate applies to --gradient bptt, not uoro (UORO does not "
+                         "truncate)")
     objective = out.get("objective")
     from rnn_jax._src.train.autoencoder import OBJECTIVES
     allowed = {"autoencoder": OBJECTIVES, "ctc-read": ("ctc", "frames"), "ctc-listen": ("ctc",)}

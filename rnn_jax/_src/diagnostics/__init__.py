@@ -22,6 +22,12 @@ from rnn_jax._src.diagnostics.manual import (
     lag_jacobians_manual,
     state_gradients_manual,
 )
+from rnn_jax._src.diagnostics.methods import (
+    MethodRow,
+    compare_methods,
+    format_methods,
+    write_methods_csv,
+)
 from rnn_jax._src.diagnostics.plots import plot_lag_norms
 from rnn_jax._src.diagnostics.report import (
     Model,
@@ -33,6 +39,11 @@ from rnn_jax._src.diagnostics.report import (
     lag_curve,
     standard_models,
     summarise,
+)
+from rnn_jax._src.diagnostics.truncation import (
+    TruncationAngles,
+    gradient_angle,
+    truncation_angles,
 )
 from rnn_jax._src.diagnostics.spectra import (
     DERIVATIVE_BOUNDS,
@@ -48,12 +59,14 @@ from rnn_jax._src.diagnostics.spectra import (
 )
 
 __all__ = [
-    "DERIVATIVE_BOUNDS", "Model", "block_curves", "block_norms", "carry_blocks", "derivative_bound", "elman_with_radius", "format_table",
+    "DERIVATIVE_BOUNDS", "MethodRow", "Model", "block_curves", "block_norms", "carry_blocks",
+    "compare_methods", "derivative_bound", "elman_with_radius", "format_methods", "format_table",
     "gate_blocks", "gradient_report", "growth_rate", "jacobian_norms", "jacobian_via_bptt",
     "lag_curve", "lag_jacobians", "lag_jacobians_manual", "largest_singular_value",
     "lyapunov_exponent",
     "pascanu_bound", "part_indices", "plot_lag_norms", "recurrent_matrix", "regime",
     "scale_to_singular_value", "scale_to_spectral_radius", "spectral_radius", "standard_models",
     "state_gradient_norms", "state_gradients", "state_gradients_manual", "step_jacobians",
-    "summarise", "trajectory",
+    "summarise", "trajectory", "write_methods_csv",
+    "TruncationAngles", "gradient_angle", "truncation_angles",
 ]

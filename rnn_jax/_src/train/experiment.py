@@ -80,6 +80,8 @@ def load_run(run_dir: str, build: Callable[[dict], Any],
 
 CHARLM_OPTIONS = dict(corpus="code", data=None, max_chars=None, valid_chars=200_000,
                       min_count=100, ngram_order=4)
+# adding, copy: truncated BPTT within each sequence (None: full), or UORO's online estimate
+SYNTHETIC_OPTIONS = dict(truncate=None, gradient="bptt")
 
 
 def task_table() -> dict[str, tuple[dict, dict]]:
@@ -90,7 +92,8 @@ def task_table() -> dict[str, tuple[dict, dict]]:
     from rnn_jax._src.train.lang_tasks import INTENT_OPTIONS, LANG_DEFAULTS, TAG_OPTIONS
     from rnn_jax._src.train.seq_tasks import SEQ_DEFAULTS, SEQ_OPTIONS, SEQ_TASKS
     from rnn_jax._src.train.tasks import DEFAULTS
-    table = {t: (d, CHARLM_OPTIONS if t == "charlm" else {}) for t, d in DEFAULTS.items()}
+    own = {"charlm": CHARLM_OPTIONS, "adding": SYNTHETIC_OPTIONS, "copy": SYNTHETIC_OPTIONS}
+    table = {t: (d, own.get(t, {})) for t, d in DEFAULTS.items()}
     table.update({t: (SEQ_DEFAULTS, SEQ_OPTIONS) for t in SEQ_TASKS})
     table.update(slots=(LANG_DEFAULTS, TAG_OPTIONS),
                  intent=(LANG_DEFAULTS, {**TAG_OPTIONS, **INTENT_OPTIONS}),

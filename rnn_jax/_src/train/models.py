@@ -33,7 +33,8 @@ class ModelParams(NamedTuple):
 
 
 class Model(NamedTuple):
-    """``init(key) -> params``; ``apply(params, xs, carry=None, resets=None) -> (carry, ys)``."""
+    """``init(key) -> params``; ``apply(params, xs, carry=None, resets=None, grad=None) ->
+    (carry, ys)``."""
     config: dict
     cell: Any
     readout: Any
@@ -93,14 +94,16 @@ def build_model(config: dict) -> Model:
     def initial_carry(batch_shape=()):
         return cell.initial_carry(tuple(batch_shape))
 
-    def apply(params: ModelParams, xs, carry=None, resets: Optional[jax.Array] = None):
+    def apply(params: ModelParams, xs, carry=None, resets: Optional[jax.Array] = None,
+              grad: Optional[rnn_jax.GradientMethod] = None):
         """``xs``: (B, T) tokens or (B, T, I) features; ``resets``: (B, T) bool, True where the
-        carry starts afresh before reading ``xs[:, t]``. Returns ``(carry, outputs (B, T, O))``."""
+        carry starts afresh before reading ``xs[:, t]``; ``grad``: the runner's gradient method
+        (None: its default, ``ManualBPTT()``). Returns ``(carry, outputs (B, T, O))``."""
         dtype = jax.tree.leaves(params.readout)[0].dtype
         x = jax.nn.one_hot(xs, n_in, dtype=dtype) if tokens else xs
         if carry is None:
             carry = cell.initial_carry(x.shape[:-2], x.dtype)
-        carry, hs = rnn_jax.run(cell, params.cell, x, carry, resets=resets)
+        carry, hs = rnn_jax.run(cell, params.cell, x, carry, resets=resets, grad=grad)
         return carry, readout.apply(params.readout, hs)
 
     return Model(dict(config), cell, readout, init, apply, initial_carry)

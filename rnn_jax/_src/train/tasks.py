@@ -6,6 +6,7 @@ step number and the config, so resumed runs see the same data.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import rnn_jax
 from rnn_jax._src.train import data_tasks as tasks
 from rnn_jax._src.train import data_text as text
 from rnn_jax._src.train import ngram
@@ -50,24 +52,67 @@ def _no_carry(loss):
     return loss_fn
 
 
+@functools.lru_cache(maxsize=64)
+def _measured(baseline: Callable, seed: int, length: int) -> float:
+    """A measured baseline (``tasks.adding_baseline`` or ``tasks.copy_baseline``) on the test
+    key of ``seed``; computed once per process (setups that differ only in how they train
+    share it)."""
+    return baseline(_keys(seed)[2], length=length)
+
+
+def grad_method(cfg: dict) -> Any:
+    """The runner's gradient method of a run: ``ManualBPTT(truncate=k)`` with ``truncate``
+    (truncated BPTT within each sequence), else None (the default, full BPTT)."""
+    k = cfg.get("truncate")
+    return None if k is None else rnn_jax.ManualBPTT(truncate=int(k))
+
+
+def _train_loss(cfg: dict, model: Model, loss, per_step, step_loss):
+    """The training loss: ``loss(params, batch, grad)`` by BPTT (maybe truncated), or
+    UORO's estimate with ``gradient: uoro`` (:mod:`rnn_jax._src.train.online`)."""
+    if cfg.get("gradient", "bptt") == "uoro":
+        from rnn_jax._src.train.online import uoro_loss
+        return uoro_loss(model, per_step, step_loss)
+    grad = grad_method(cfg)
+    return _no_carry(lambda params, batch: loss(params, batch, grad))
+
+
+def synthetic_loss(task: str, model: Model) -> Callable:
+    """``loss(params, batch, grad=None)`` of the adding problem (the last step's squared error)
+    or the copy task (the cross-entropy of every step), with the runner's gradient method
+    ``grad``: the training loss, as :mod:`rnn_jax._src.train.truncation_study` measures it."""
+    def mse(params, batch, grad=None):
+        _, ys = model.apply(params, batch.inputs, grad=grad)
+        return jnp.mean((ys[:, -1, 0] - batch.targets) ** 2)
+
+    def xent(params, batch, grad=None):
+        _, logits = model.apply(params, batch.inputs, grad=grad)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets))
+
+    return {"adding": mse, "copy": xent}[task]
+
+
 def setup_adding(cfg: dict) -> Setup:
     model = build_model(dict(cell=cfg["cell"], input_size=2, hidden=cfg["hidden"],
                              output_size=1, init=cfg["init"]))
     _, k_data, k_test = _keys(cfg["seed"])
     T, B = cfg["length"], cfg["batch"]
+    mse = synthetic_loss("adding", model)
 
-    def mse(params, batch):
-        _, ys = model.apply(params, batch.inputs)
-        return jnp.mean((ys[:, -1, 0] - batch.targets) ** 2)
+    def per_step(batch):   # the squared error of the last step, over the batch
+        n, t = batch.inputs.shape[:2]
+        last = jnp.zeros((n, t), batch.inputs.dtype).at[:, -1].set(1.0 / n)
+        return batch.inputs, (jnp.broadcast_to(batch.targets[:, None], (n, t)), last)
 
     test = tasks.adding_problem(k_test, cfg["eval_batch"], T)
     eval_mse = jax.jit(mse)
     return Setup(
-        model, _no_carry(mse),
+        model, _train_loss(cfg, model, mse, per_step,
+                           lambda y, tw: tw[1] * (y[0] - tw[0]) ** 2),
         lambda s: tasks.adding_problem(jax.random.fold_in(k_data, s), B, T),
         lambda p: {"mse": eval_mse(p, test)}, None,
         {"mse_predict_mean": tasks.ADDING_BASELINE_MSE,
-         "mse_predict_mean_measured": tasks.adding_baseline(k_test, length=T)},
+         "mse_predict_mean_measured": _measured(tasks.adding_baseline, cfg["seed"], T)},
         B, {})
 
 
@@ -78,9 +123,15 @@ def setup_copy(cfg: dict) -> Setup:
     _, k_data, k_test = _keys(cfg["seed"])
     T, B = cfg["length"], cfg["batch"]
 
-    def xent(params, batch):
-        _, logits = model.apply(params, batch.inputs)
-        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch.targets))
+    xent = synthetic_loss("copy", model)
+
+    def per_step(batch):   # every step's target, and the number of terms of the mean
+        n = jnp.full(batch.targets.shape, batch.targets.size, jnp.float32)
+        return batch.inputs, (batch.targets, n)
+
+    def step_xent(logits, target_n):   # one step's share of the mean over B x T'
+        target, n = target_n
+        return optax.softmax_cross_entropy_with_integer_labels(logits, target) / n
 
     def evaluate(params, batch):
         _, logits = model.apply(params, batch.inputs)
@@ -91,11 +142,11 @@ def setup_copy(cfg: dict) -> Setup:
     test = tasks.copy_task(k_test, cfg["eval_batch"], T)
     eval_jit = jax.jit(evaluate)
     return Setup(
-        model, _no_carry(xent),
+        model, _train_loss(cfg, model, xent, per_step, step_xent),
         lambda s: tasks.copy_task(jax.random.fold_in(k_data, s), B, T),
         lambda p: eval_jit(p, test), None,
         {"xent_memoryless": tasks.copy_baseline_closed_form(T),
-         "xent_memoryless_measured": tasks.copy_baseline(k_test, length=T)},
+         "xent_memoryless_measured": _measured(tasks.copy_baseline, cfg["seed"], T)},
         B, {})
 
 
