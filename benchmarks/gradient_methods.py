@@ -60,7 +60,9 @@ from rnn_jax._src.cli import _Parser
 from rnn_jax._src.commands._args import (
     UsageError,
     nonnegative_int,
+    positive_floats,
     positive_int,
+    positive_ints,
     writable_dir,
 )
 
@@ -191,28 +193,6 @@ def run_newton(args: argparse.Namespace, sizes: dict[str, Any],
             pt.report(sweep, lstm, times))
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, "
-                                         f"got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def _float_list(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, "
-                                         f"got {text!r}") from None
-    if min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
-    return values
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gradient_methods.py", description=__doc__.split("\n")[0])
     p.add_argument("--mode", choices=("memory", "newton", "all"), default="all")
@@ -220,13 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tiny models, and tiny defaults for the options below (a smoke test)")
     p.add_argument("--out", help="write NAME.json and NAME.md of the results here")
     p.add_argument("--name", default="gradient_methods")
-    p.add_argument("--lengths", type=_int_list, help="T of the memory mode")
-    p.add_argument("--snapshots", type=_int_list, help="Revolve's k")
-    p.add_argument("--rtrl-lengths", type=_int_list, help="T of RTRL against ManualBPTT")
-    p.add_argument("--radii", type=_float_list, help="spectral radii of the Elman sweep")
+    p.add_argument("--lengths", type=positive_ints, help="T of the memory mode")
+    p.add_argument("--snapshots", type=positive_ints, help="Revolve's k")
+    p.add_argument("--rtrl-lengths", type=positive_ints, help="T of RTRL against ManualBPTT")
+    p.add_argument("--radii", type=positive_floats, help="spectral radii of the Elman sweep")
     p.add_argument("--max-iters", type=positive_int, help="Newton's cap in the sweeps")
     p.add_argument("--train-steps", type=positive_int, help="Adam steps of the trained LSTM")
-    p.add_argument("--time-lengths", type=_int_list, help="T of the wall-time table")
+    p.add_argument("--time-lengths", type=positive_ints, help="T of the wall-time table")
     p.add_argument("--reps", type=positive_int)
     p.add_argument("--warmup", type=nonnegative_int, default=1, help="untimed calls first")
     p.add_argument("--seed", type=nonnegative_int, default=0)

@@ -50,7 +50,7 @@ import numpy as np
 
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.gradients import GradientMethod, gradient_method
-from rnn_jax._src.scan import loop, masked_step
+from rnn_jax._src.scan import in_scan_order, loop, masked_step
 
 
 def beta(s: int, r: int) -> int:
@@ -246,7 +246,7 @@ class Revolve(GradientMethod):
         def bwd(res, cotangents):
             params, xs, carry, valid, resets = res
             dfinal, dys = cotangents
-            flip = (lambda a: None if a is None else a[::-1]) if reverse else (lambda a: a)
+            flip = in_scan_order(reverse)
             dparams, dcarry0, dxs = backward(cell, self.snapshots, params, flip(xs), carry,
                                              flip(valid), flip(resets), dfinal, flip(dys))
             return dparams, flip(dxs), dcarry0, None, None

@@ -47,7 +47,7 @@ from jax.flatten_util import ravel_pytree
 from rnn_jax._src import validate as val
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.gradients import GradientMethod, gradient_method
-from rnn_jax._src.scan import loop, masked_step
+from rnn_jax._src.scan import in_scan_order, loop, masked_step
 
 
 @gradient_method
@@ -95,7 +95,7 @@ class RTRL(GradientMethod):
             params, xs, carry, valid, resets, (d_params, d_xs, d_carry) = res
             dfinal, dys = jax.tree.map(_instantiate, cotangents,
                                        is_leaf=lambda a: isinstance(a, SymbolicZero))
-            flip = (lambda a: None if a is None else a[::-1]) if reverse else (lambda a: a)
+            flip = in_scan_order(reverse)
             xs_s, valid_s, resets_s, dys_s = map(flip, (xs, valid, resets, dys))  # scan order
             sweep = forward_sweep(cell, params, unroll, wrt_params=d_params, wrt_carry=d_carry,
                                   collect_carries=d_xs)

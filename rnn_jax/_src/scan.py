@@ -64,6 +64,15 @@ def masked_step(cell: Cell) -> Callable:
     return step
 
 
+def in_scan_order(reverse: bool) -> Callable:
+    """``f(a)``: a time-major array (or None) in the order the scan reads it, ``a[::-1]`` for a
+    reversed run; its own inverse. Methods that differentiate step by step in scan order
+    (Revolve, RTRL) flip their inputs with it and their input gradients back."""
+    if not reverse:
+        return lambda a: a
+    return lambda a: None if a is None else a[::-1]
+
+
 def to_columns(tree: Any, axis: int = -1) -> Any:
     """Every leaf with its feature axis moved from last to ``axis`` (features first)."""
     return jax.tree.map(lambda a: jnp.moveaxis(a, -1, axis), tree)

@@ -46,6 +46,26 @@ def nonnegative_int(text: str) -> int:
     return _number(text, int, 0, False, "an integer >= 0")
 
 
+def _listed(text: str, item, what: str) -> list:
+    try:
+        values = [item(v) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got {text!r}")
+    return values
+
+
+def positive_ints(text: str) -> list[int]:
+    """Comma-separated ints >= 1, at least one."""
+    return _listed(text, positive_int, "positive integers")
+
+
+def positive_floats(text: str) -> list[float]:
+    """Comma-separated finite floats > 0, at least one."""
+    return _listed(text, positive_float, "positive numbers")
+
+
 def fraction(text: str) -> float:
     """A float in (0, 1]."""
     value = _number(text, float, 0.0, True, "a number in (0, 1]")

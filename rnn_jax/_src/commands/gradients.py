@@ -22,7 +22,8 @@ import os
 
 import numpy as np
 
-from rnn_jax._src.commands._args import UsageError, positive_int, writable_dir
+from rnn_jax._src.commands._args import (UsageError, positive_floats, positive_int, positive_ints,
+                                         writable_dir)
 
 NAME = "gradients"
 HELP = ("gradient norm against lag (vanishing / exploding) for several cells: table and PNG; "
@@ -33,24 +34,6 @@ LAG_ONLY = {"sequences": 8, "radii": [0.5, 0.9, 1.0, 1.5], "linear_radius": 1.02
 METHODS_ONLY = {"cell": "lstm", "batch": 4, "snapshots": [4, 16], "truncate": None,
                 "samples": 100, "repeats": 3, "rtrl_max_params": 4096}
 HIDDEN = {"lag": 32, "methods": 16}
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-
-
-def _positive_ints(text: str) -> list[int]:
-    try:
-        values = [positive_int(v) for v in text.split(",") if v.strip()]
-    except argparse.ArgumentTypeError:
-        values = []
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, "
-                                         f"got {text!r}")
-    return values
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,14 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lag = parser.add_argument_group("lag mode only")
     lag.add_argument("--sequences", type=positive_int,
                      help="random input sequences averaged over (default: 8)")
-    lag.add_argument("--radii", type=_floats,
+    lag.add_argument("--radii", type=positive_floats,
                      help="spectral radii of W_hh for the tanh RNNs (default: 0.5,0.9,1,1.5)")
     lag.add_argument("--linear-radius", type=float,
                      help="spectral radius of the linear RNN, 0 to leave it out (default: 1.02)")
     met = parser.add_argument_group("--methods only")
     met.add_argument("--cell", choices=CELLS, help="the cell (default: lstm)")
     met.add_argument("--batch", type=positive_int, help="sequences B (default: 4)")
-    met.add_argument("--snapshots", type=_positive_ints,
+    met.add_argument("--snapshots", type=positive_ints,
                      help="the k of the Revolve(k) rows (default: 4,16)")
     met.add_argument("--truncate", type=positive_int,
                      help="k of ManualBPTT(truncate=k), below T (default: max(1, T // 10))")
