@@ -202,3 +202,19 @@ def test_backward_temp_memory_below_autodiff():
         return f.lower(params).compile(_FAST_COMPILE).memory_analysis().temp_size_in_bytes
 
     assert 2 * temp(Revolve(4)) < temp(rnn_jax.Autodiff())
+
+
+def test_no_input_gradient_buffer_unless_inputs_are_differentiated():
+    """The backward pass builds the ``(T + 1, B, I)`` buffer of input gradients only when ``xs``
+    is differentiated (a lower layer's outputs); for the parameters alone it traces none."""
+    T, B, I = 7, 3, 5
+    cell = rnn_jax.gru(I, 4, dtype=F64)
+    _, params, xs, carry0, dys, _ = _problem(cell, B, T, 0)
+
+    def buffers(argnums):
+        f = jax.grad(lambda p, x: jnp.vdot(dys, rnn_jax.run(cell, p, x, carry0,
+                                                             grad=Revolve(2))[1]), argnums)
+        return str(jax.make_jaxpr(f)(params, xs)).count(f"f64[{T + 1},{B},{I}]")
+
+    assert buffers(0) == 0
+    assert buffers((0, 1)) > 0

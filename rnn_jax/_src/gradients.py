@@ -15,6 +15,8 @@ import dataclasses
 from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.scan import loop
@@ -27,6 +29,18 @@ class GradientMethod:
              valid: Optional[jax.Array], resets: Optional[jax.Array], *, reverse: bool,
              plan: Any) -> tuple[Any, jax.Array]:
         raise NotImplementedError
+
+
+def perturbed(tree: Any) -> bool:
+    """Whether any leaf of ``tree``, as a ``custom_vjp(..., symbolic_zeros=True)`` forward rule
+    receives it, is differentiated (a method then skips the backward work of the others)."""
+    return any(leaf.perturbed for leaf in jax.tree.leaves(tree))
+
+
+def cotangents(tree: Any) -> Any:
+    """``tree`` of cotangents with every symbolic zero made an array of zeros."""
+    return jax.tree.map(lambda c: jnp.zeros(c.shape, c.dtype) if isinstance(c, SymbolicZero)
+                        else c, tree, is_leaf=lambda c: isinstance(c, SymbolicZero))
 
 
 def gradient_method(cls: type) -> type:

@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax._src.cell import Cell
-from rnn_jax._src.gradients import GradientMethod, gradient_method
+from rnn_jax._src.gradients import GradientMethod, cotangents, gradient_method, perturbed
 from rnn_jax._src.scan import in_scan_order, loop, masked_step
 
 
@@ -157,16 +157,18 @@ def batched_step(cell: Cell, valid: bool, resets: bool) -> Callable:
 
 
 def backward(cell: Cell, snapshots: int, params: Any, xs: jax.Array, carry0: Any,
-             valid: Any, resets: Any, dfinal: Any, dys: jax.Array):
+             valid: Any, resets: Any, dfinal: Any, dys: jax.Array, with_dxs: bool = True):
     """``(dparams, dcarry0, dxs)`` of a forward scan (``t = 0 … T-1``, inputs in scan order)
     given ``(dfinal, dys)``, by the :func:`schedule`. Parameter gradients summed in float32 at
-    least."""
+    least. Without ``with_dxs`` the inputs are not differentiated and ``dxs`` is None (no
+    ``(T, B, I)`` buffer)."""
     T, B = xs.shape[0], xs.shape[1]
     step = batched_step(cell, valid is not None, resets is not None)
     acc0 = jax.tree.map(lambda a: jnp.zeros(a.shape, jnp.promote_types(a.dtype, jnp.float32)),
                         params)
     if T == 0:
-        return jax.tree.map(lambda a, p: a.astype(p.dtype), acc0, params), dfinal, xs
+        return (jax.tree.map(lambda a, p: a.astype(p.dtype), acc0, params), dfinal,
+                xs if with_dxs else None)
     rows = jnp.asarray(schedule(T, snapshots))
     n_slots = min(snapshots, T) + 1              # the last one takes the rows' non-stores
 
@@ -177,12 +179,16 @@ def backward(cell: Cell, snapshots: int, params: Any, xs: jax.Array, carry0: Any
         return step(params, c, at(xs, t), at(valid, t), at(resets, t))[0]
 
     def turn(c, dc, t):
-        v, r = at(valid, t), at(resets, t)
-        _, pull = jax.vjp(lambda c, p, x: step(p, c, x, v, r), c, params, at(xs, t))
-        return pull((dc, at(dys, t)))
+        v, r, x = at(valid, t), at(resets, t), at(xs, t)
+        if with_dxs:
+            _, pull = jax.vjp(lambda c, p, x: step(p, c, x, v, r), c, params, x)
+            return pull((dc, at(dys, t)))
+        _, pull = jax.vjp(lambda c, p: step(p, c, x, v, r), c, params)
+        return (*pull((dc, at(dys, t))), None)
 
     def skip(c, dc, t):
-        return dc, jax.tree.map(jnp.zeros_like, params), jnp.zeros((B, xs.shape[2]), xs.dtype)
+        dx = jnp.zeros((B, xs.shape[2]), xs.dtype) if with_dxs else None
+        return dc, jax.tree.map(jnp.zeros_like, params), dx
 
     def body(i, state):
         cur, snaps, dc, acc, dxs = state
@@ -196,14 +202,16 @@ def backward(cell: Cell, snapshots: int, params: Any, xs: jax.Array, carry0: Any
                              snaps, cur)
         dc, dp, dx = jax.lax.cond(rev > 0, turn, skip, cur, dc, t + n)
         acc = jax.tree.map(lambda a, d: a + d.astype(a.dtype), acc, dp)
-        dxs = jax.lax.dynamic_update_index_in_dim(dxs, dx, jnp.where(rev > 0, t + n, T), 0)
+        if with_dxs:
+            dxs = jax.lax.dynamic_update_index_in_dim(dxs, dx, jnp.where(rev > 0, t + n, T), 0)
         return cur, snaps, dc, acc, dxs
 
     snaps = jax.tree.map(lambda c: jnp.zeros((n_slots, *c.shape), c.dtype).at[0].set(c), carry0)
-    dxs = jnp.zeros((T + 1, *xs.shape[1:]), xs.dtype)
+    dxs = jnp.zeros((T + 1, *xs.shape[1:]), xs.dtype) if with_dxs else None
     _, _, dcarry0, acc, dxs = jax.lax.fori_loop(0, rows.shape[0], body,
                                                 (carry0, snaps, dfinal, acc0, dxs))
-    return jax.tree.map(lambda a, p: a.astype(p.dtype), acc, params), dcarry0, dxs[:T]
+    dparams = jax.tree.map(lambda a, p: a.astype(p.dtype), acc, params)
+    return dparams, dcarry0, (dxs[:T] if with_dxs else None)
 
 
 @gradient_method
@@ -241,16 +249,21 @@ class Revolve(GradientMethod):
                         features_first=plan.forward_features_first)
 
         def fwd(params, xs, carry, valid, resets):
-            return forward(params, xs, carry, valid, resets), (params, xs, carry, valid, resets)
+            with_dxs = perturbed(xs)
+            params, xs, carry, valid, resets = jax.tree.map(
+                lambda a: a.value, (params, xs, carry, valid, resets))
+            out = forward(params, xs, carry, valid, resets)
+            return out, (params, xs, carry, valid, resets, with_dxs)
 
-        def bwd(res, cotangents):
-            params, xs, carry, valid, resets = res
-            dfinal, dys = cotangents
+        def bwd(res, cts):
+            params, xs, carry, valid, resets, with_dxs = res
+            dfinal, dys = cotangents(cts)
             flip = in_scan_order(reverse)
             dparams, dcarry0, dxs = backward(cell, self.snapshots, params, flip(xs), carry,
-                                             flip(valid), flip(resets), dfinal, flip(dys))
+                                             flip(valid), flip(resets), dfinal, flip(dys),
+                                             with_dxs)
             return dparams, flip(dxs), dcarry0, None, None
 
         run = jax.custom_vjp(forward)
-        run.defvjp(fwd, bwd)
+        run.defvjp(fwd, bwd, symbolic_zeros=True)
         return run(params, xs, carry, valid, resets)

@@ -41,12 +41,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.custom_derivatives import SymbolicZero
 from jax.flatten_util import ravel_pytree
 
 from rnn_jax._src import validate as val
 from rnn_jax._src.cell import Cell
-from rnn_jax._src.gradients import GradientMethod, gradient_method
+from rnn_jax._src.gradients import GradientMethod, cotangents, gradient_method, perturbed
 from rnn_jax._src.scan import in_scan_order, loop, masked_step
 
 
@@ -85,16 +84,15 @@ class RTRL(GradientMethod):
             return primal(params, xs, carry, valid, resets, plan.forward_features_first)
 
         def fwd(params, xs, carry, valid, resets):
-            wrt = (_perturbed(params), _perturbed(xs), _perturbed(carry))
+            wrt = (perturbed(params), perturbed(xs), perturbed(carry))
             params, xs, carry, valid, resets = jax.tree.map(
                 lambda a: a.value, (params, xs, carry, valid, resets))
             out = primal(params, xs, carry, valid, resets, plan.features_first)
             return out, (params, xs, carry, valid, resets, wrt)
 
-        def bwd(res, cotangents):
+        def bwd(res, cts):
             params, xs, carry, valid, resets, (d_params, d_xs, d_carry) = res
-            dfinal, dys = jax.tree.map(_instantiate, cotangents,
-                                       is_leaf=lambda a: isinstance(a, SymbolicZero))
+            dfinal, dys = cotangents(cts)
             flip = in_scan_order(reverse)
             xs_s, valid_s, resets_s, dys_s = map(flip, (xs, valid, resets, dys))  # scan order
             sweep = forward_sweep(cell, params, unroll, wrt_params=d_params, wrt_carry=d_carry,
@@ -155,14 +153,6 @@ def rtrl_sensitivities(cell: Cell, params: Any, xs: jax.Array,
 
     Ms = jax.lax.scan(body, (initial_carry, sens.S0), xs)[1]     # (T, P, n)
     return jnp.swapaxes(Ms, 1, 2)
-
-
-def _perturbed(tree: Any) -> bool:
-    return any(leaf.perturbed for leaf in jax.tree.leaves(tree))
-
-
-def _instantiate(ct: Any) -> Any:
-    return jnp.zeros(ct.shape, ct.dtype) if isinstance(ct, SymbolicZero) else ct
 
 
 def _acc_dtype(tree: Any) -> Any:
