@@ -18,10 +18,12 @@ raises :class:`CheckpointError`, whose message names the file and what is wrong 
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import jax
@@ -106,13 +108,18 @@ def _payload(path: str) -> dict:
     return payload
 
 
-def _latest(directory: str) -> tuple[Any, int, str]:
-    """``(manager, step, path)`` of the newest Orbax checkpoint in ``directory``."""
+@contextlib.contextmanager
+def _latest(directory: str) -> Iterator[tuple[Any, int, str]]:
+    """``(manager, step, path)`` of the newest Orbax checkpoint in ``directory``; the manager
+    (and its background threads) closed on leaving the ``with`` block."""
     manager = _manager(directory)
-    step = manager.latest_step()
-    if step is None:
-        raise CheckpointError(f"{os.path.join(directory, STATE)}: no complete checkpoint")
-    return manager, step, os.path.join(directory, STATE, str(step))
+    try:
+        step = manager.latest_step()
+        if step is None:
+            raise CheckpointError(f"{os.path.join(directory, STATE)}: no complete checkpoint")
+        yield manager, step, os.path.join(directory, STATE, str(step))
+    finally:
+        manager.close()
 
 
 def _stored(manager: Any, step: int, path: str) -> dict:
@@ -136,8 +143,8 @@ def read_step(directory: str) -> Optional[int]:
     """The step saved in ``directory``'s checkpoint (checking that its metadata is
     readable), or None when a pre-Orbax checkpoint has no step record."""
     if os.path.isdir(os.path.join(directory, STATE)):
-        manager, step, path = _latest(directory)
-        _stored(manager, step, path)
+        with _latest(directory) as (manager, step, path):
+            _stored(manager, step, path)
         return step
     step = _payload(os.path.join(directory, CHECKPOINT)).get("step")
     return None if step is None else int(step)
@@ -149,8 +156,12 @@ def restore_checkpoint(directory: str, template: Any) -> Any:
     and the first array that differs)."""
     if not os.path.isdir(os.path.join(directory, STATE)):
         return _restore_msgpack(directory, template)
+    with _latest(directory) as (manager, step, path):
+        return _restore(manager, step, path, template)
+
+
+def _restore(manager: Any, step: int, path: str, template: Any) -> Any:
     import orbax.checkpoint as ocp
-    manager, step, path = _latest(directory)
     stored = _stored(manager, step, path)
     named = [(_name(p), x) for p, x in jax.tree_util.tree_flatten_with_path(template)[0]]
     if sorted(stored) != sorted(n for n, _ in named):
