@@ -11,13 +11,17 @@ from __future__ import annotations
 import csv
 import math
 
+import jax
+import jax.numpy as jnp
 import pytest
 
+import rnn_jax
 from rnn_jax import revolve_steps
 from rnn_jax._src import cli
 from rnn_jax._src.diagnostics.methods import (
     FIELDS,
     MethodRow,
+    compare_methods,
     format_methods,
     write_methods_csv,
 )
@@ -72,6 +76,23 @@ def test_notes_say_what_each_method_did(table):
     steps = revolve_steps(40, 2)
     assert table["Revolve(2)"]["note"] == f"{steps} recomputed steps (forward pass: 40)"
     assert "converged True" in table["ParallelInTime"]["note"]
+
+
+def test_a_cell_whose_recur_was_replaced_skips_the_hand_written_backward():
+    """The hand-written backward belongs to the cell's own ``recur``: with another one, the
+    ManualBPTT rows are skipped (saying why) and every other method still agrees."""
+    cell = rnn_jax.elman(3, 4, dtype=jnp.float64)
+    own = cell._replace(recur=lambda p, h, xp: cell.recur(p, h, xp))
+    key = jax.random.key(0)
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), own.init(key))
+    xs = jax.random.normal(key, (2, 6, 3), jnp.float64)
+    dys = jax.random.normal(jax.random.key(1), (2, 6, 4), jnp.float64)
+    rows = {r.method: r for r in compare_methods(own, params, xs, dys, key, snapshots=(2,),
+                                                 truncate=3, uoro_samples=2, repeats=1)}
+    for name in ("ManualBPTT", "ManualBPTT(truncate=3)"):
+        assert math.isnan(rows[name].max_rel_err) and "no hand-written" in rows[name].note
+    for name in ("Checkpointed", "Revolve(2)", "RTRL", "ParallelInTime"):
+        assert rows[name].max_rel_err <= 1e-10
 
 
 def test_a_method_not_run_shows_dashes_and_empty_cells(tmp_path):

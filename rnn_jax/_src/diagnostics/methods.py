@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from rnn_jax._src.cell import Cell
+from rnn_jax._src.cell import Cell, backward_of
 from rnn_jax._src.diagnostics.truncation import gradient_angle
 from rnn_jax._src.gradients import Autodiff, Checkpointed
 from rnn_jax._src.manual import ManualBPTT
@@ -139,11 +139,14 @@ def compare_methods(cell: Cell, params: Any, xs: jax.Array, dys: jax.Array, key:
         out, temp, ms = _measure(fn, params, repeats)
         rows.append(_row(name, out, ref, temp, ms, note))
 
+    def push_manual(name: str, method: ManualBPTT, note: str) -> None:
+        if backward_of(cell) is None:   # none, or not this cell's (its recur was replaced)
+            rows.append(_skipped(name, "the cell has no hand-written backward step"))
+        else:
+            push(name, by(method), note)
+
     push("Checkpointed", by(Checkpointed()), "recomputes each step once")
-    if cell.backward is None:
-        rows.append(_skipped("ManualBPTT", "the cell has no hand-written backward step"))
-    else:
-        push("ManualBPTT", by(ManualBPTT()), "hand-written backward step")
+    push_manual("ManualBPTT", ManualBPTT(), "hand-written backward step")
     for k in snapshots:
         push(f"Revolve({k})", by(Revolve(k)),
              f"{revolve_steps(T, k)} recomputed steps (forward pass: {T})")
@@ -157,13 +160,9 @@ def compare_methods(cell: Cell, params: Any, xs: jax.Array, dys: jax.Array, key:
     push("ParallelInTime", by(ParallelInTime()),
          f"full Jacobians: {int(jnp.max(info.iterations))} Newton iterations (most over "
          f"the batch), converged {bool(jnp.all(info.converged))}")
-    name = f"ManualBPTT(truncate={truncate})"
-    if cell.backward is None:
-        rows.append(_skipped(name, "the cell has no hand-written backward step"))
-    else:
-        push(name, by(ManualBPTT(truncate=truncate)),
-             "biased: no gradient crosses a chunk boundary" if truncate < T
-             else f"truncate >= T = {T}: the full gradient")
+    push_manual(f"ManualBPTT(truncate={truncate})", ManualBPTT(truncate=truncate),
+                "biased: no gradient crosses a chunk boundary" if truncate < T
+                else f"truncate >= T = {T}: the full gradient")
     k_one, k_many = jax.random.split(key)
     push("UORO", lambda p: uoro(cell, p, xs, k_one, dys)[0], "one unbiased estimate")
     keys = jax.random.split(k_many, uoro_samples)
