@@ -49,6 +49,47 @@ def test_gradient_methods_are_static_under_jit():
         jax.jit(rnn_jax.run, static_argnums=0)(cell, params, xs, reverse=True)
 
 
+def test_eager_run_and_bptt_trace_once_per_cell_and_shapes():
+    """Called outside ``jit``, ``run`` and ``bptt`` compile one program per cell, shapes and
+    static options and reuse it: new values (inputs, params, concrete lengths) trace the step
+    no more. A cell that cannot be hashed (a plain dict of options) still runs, uncompiled."""
+    traces = []
+
+    def counted_tanh(a):           # called once each time the step is traced
+        traces.append(1)
+        return jnp.tanh(a)
+
+    cell = rnn_jax.elman(3, 4, activation=counted_tanh)
+    plain = rnn_jax.elman(3, 4)
+    params = cell.init(jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
+    _, first = rnn_jax.run(cell, params, xs, lengths=jnp.array([6, 2]))
+    n = len(traces)
+    assert n >= 1
+    _, second = rnn_jax.run(cell, params, 2 * xs, lengths=jnp.array([3, 6]))
+    rnn_jax.run(cell, jax.tree.map(lambda a: a + 1, params), xs, lengths=np.array([1, 1]))
+    assert len(traces) == n                                 # nothing traced again
+    np.testing.assert_allclose(second, rnn_jax.run(plain, params, 2 * xs,
+                                                    lengths=jnp.array([3, 6]))[1], rtol=1e-6)
+    rnn_jax.run(cell, params, xs, reverse=True)             # a new static option: traced
+    assert len(traces) > n
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, T=6\]"):  # values checked
+        rnn_jax.run(cell, params, xs, lengths=jnp.array([7, 1]))
+
+    dys = jnp.ones_like(first)
+    g1 = rnn_jax.bptt(cell, params, xs, dys)[0]
+    n = len(traces)
+    g2 = rnn_jax.bptt(cell, params, 2 * xs, dys)[0]
+    assert len(traces) == n
+    np.testing.assert_allclose(g2.w_hh, rnn_jax.bptt(plain, params, 2 * xs, dys)[0].w_hh,
+                               rtol=1e-5)
+    assert not np.allclose(g1.w_hh, g2.w_hh)
+
+    unhashable = plain._replace(options={"activation": ["tanh"]})   # runs as it is
+    np.testing.assert_allclose(rnn_jax.run(unhashable, params, xs)[1],
+                               rnn_jax.run(plain, params, xs)[1], rtol=1e-6)
+
+
 @pytest.mark.parametrize("kw,err,match", [
     ({"reverse": "no"}, TypeError, "reverse must be True or False"),
     ({"time_major": 1}, TypeError, "time_major must be True or False"),

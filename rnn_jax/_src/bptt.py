@@ -12,8 +12,9 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax._src import validate as v
+from rnn_jax._src.cell import Cell
 from rnn_jax._src.manual import ManualBPTT
-from rnn_jax._src.runner import run
+from rnn_jax._src.runner import compiled_when_concrete, run
 
 
 def bptt(
@@ -45,13 +46,25 @@ def bptt(
       dcarry: gradient of the final carry; zeros if None.
       truncate, clip: as :class:`rnn_jax.ManualBPTT`.
 
+    Called outside ``jit`` it compiles once per cell, shapes and options, as :func:`rnn_jax.run`.
+
     Returns:
       ``(dparams, dinitial_carry, dxs)``, shaped as ``params``, the carry and ``xs``.
     """
     method = ManualBPTT(truncate=truncate, clip=clip)
     v.check_cell(cell)
-    xs_checked, T, batch_shape = v.check_inputs(cell, xs, time_major)
-    dtype = jnp.result_type(v.param_dtype(params), xs_checked.dtype)
+    xs, T, batch_shape = v.check_inputs(cell, xs, time_major)
+    lengths = v.check_lengths(lengths, T, batch_shape)   # values too, where concrete
+    return _compiled(cell, params, xs, jnp.asarray(dys), dcarry, initial_carry, lengths, resets,
+                     reverse, time_major, unroll, method)
+
+
+def _bptt(cell: Cell, params: Any, xs: jax.Array, dys: jax.Array, dcarry: Any, initial_carry: Any,
+          lengths: Optional[jax.Array], resets: Optional[jax.Array], reverse: bool,
+          time_major: bool, unroll: Optional[int],
+          method: ManualBPTT) -> tuple[Any, Any, jax.Array]:
+    _, _, batch_shape = v.check_inputs(cell, xs, time_major)
+    dtype = jnp.result_type(v.param_dtype(params), xs.dtype)
     if initial_carry is None:
         initial_carry = cell.initial_carry(batch_shape, dtype)
     else:
@@ -61,8 +74,7 @@ def bptt(
         return run(cell, p, x, c, lengths=lengths, resets=resets, reverse=reverse,
                    time_major=time_major, unroll=unroll, grad=method)
 
-    out, pullback = jax.vjp(forward, params, initial_carry, xs_checked)
-    dys = jnp.asarray(dys)
+    out, pullback = jax.vjp(forward, params, initial_carry, xs)
     if dys.shape != out[1].shape:
         raise ValueError(f"dys must have shape {out[1].shape} (the outputs'), got {dys.shape}")
     if dcarry is None:
@@ -71,3 +83,6 @@ def bptt(
         v.check_carry(cell, dcarry, batch_shape, "dcarry")
         dcarry = jax.tree.map(lambda d, o: jnp.asarray(d, o.dtype), dcarry, out[0])
     return pullback((dcarry, dys.astype(out[1].dtype)))
+
+
+_compiled = compiled_when_concrete(_bptt, static_argnums=(0, 8, 9, 10, 11))

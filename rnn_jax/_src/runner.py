@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -79,7 +79,9 @@ def run(
 
     Under ``jax.jit``, pass the cell as static (``static_argnums=0``) and, if given,
     ``reverse``, ``time_major`` and ``unroll`` (``static_argnames``); gradient methods are
-    static data and need nothing.
+    static data and need nothing. Called outside ``jit``, ``run`` compiles itself once per
+    cell, shapes, dtypes and static options and reuses that program for new values (a cell
+    that cannot be hashed, e.g. with a plain dict of options, runs op by op).
 
     Returns:
       ``(final_carry, ys)``: the carry after each sequence's last valid step, and the outputs,
@@ -95,15 +97,52 @@ def run(
     time_major = _static_bool(time_major, "time_major")
     if isinstance(unroll, jax.core.Tracer):
         raise TypeError(f"unroll must be a Python int, got a traced value; {JIT_HINT}")
+    if unroll is not None:
+        unroll = v.check_unroll(unroll)
     grad = _check_grad(grad)
+    xs, T, batch_shape = v.check_inputs(cell, xs, time_major)
+    lengths = v.check_lengths(lengths, T, batch_shape)   # values too, where concrete
+    resets = v.check_resets(resets, T, batch_shape, time_major)
+    return _compiled(cell, params, xs, initial_carry, lengths, resets, reverse, time_major,
+                     unroll, grad)
+
+
+def compiled_when_concrete(fn: Callable, static_argnums: tuple[int, ...]) -> Callable:
+    """``fn``, compiled once per static arguments, shapes and dtypes where called outside any
+    transformation (every other argument concrete), instead of running op by op and tracing
+    its loops anew at every call. Under a transformation ``fn`` is traced into the caller's
+    program as it is (a nested jit would change that program, e.g. keep a constant cotangent
+    as an array through a backward loop); with static arguments that cannot be hashed (a cell
+    with a plain dict of options) it runs op by op."""
+    compiled = jax.jit(fn, static_argnums=static_argnums)
+
+    def call(*args: Any) -> Any:
+        static = tuple(args[i] for i in static_argnums)
+        dynamic = [a for i, a in enumerate(args) if i not in static_argnums]
+        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(dynamic))
+        try:
+            hash(static)
+        except TypeError:
+            traced = True
+        return fn(*args) if traced else compiled(*args)
+
+    return call
+
+
+def _run(cell: Cell, params: Any, xs: jax.Array, initial_carry: Any, lengths: Any, resets: Any,
+         reverse: bool, time_major: bool, unroll: Optional[int],
+         grad: Optional[GradientMethod]) -> tuple[Any, jax.Array]:
     flat = flatten(cell, params, xs, initial_carry, lengths, resets, time_major)
     chosen = plan(cell, flat.dtype, batch=flat.xs.shape[1], resets=flat.resets is not None)
     if unroll is not None:
-        chosen = chosen._replace(unroll=v.check_unroll(unroll))
+        chosen = chosen._replace(unroll=unroll)
     method = chosen.grad if grad is None else grad
     final, ys = method.scan(cell, params, flat.xs, flat.carry, flat.valid, flat.resets,
                             reverse=reverse, plan=chosen)
     return unflatten(flat, final, ys, time_major)
+
+
+_compiled = compiled_when_concrete(_run, static_argnums=(0, 6, 7, 8, 9))
 
 
 class Flat(NamedTuple):
