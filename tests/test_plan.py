@@ -28,6 +28,23 @@ def test_plan_is_one_table_per_backend():
         assert not rnn_jax.plan(cell, on="gpu").forward_features_first
 
 
+def test_the_plan_follows_the_default_device(monkeypatch):
+    """Under ``jax.default_device`` the planner plans for that device's platform, not for the
+    machine's default backend (a CPU computation on a GPU machine gets the CPU's row)."""
+    from rnn_jax._src import plan
+
+    monkeypatch.setattr(plan.jax, "default_backend", lambda: "gpu")
+    cell = rnn_jax.lstm(3, 4)
+    assert rnn_jax.plan(cell).unroll == 8
+    for device in (jax.devices("cpu")[0], "cpu"):
+        with jax.default_device(device):
+            assert rnn_jax.plan(cell) == rnn_jax.plan(cell, on="cpu")
+    assert plan.backend("cuda") == "gpu"
+    with jax.default_device("cpu"):   # and the persistent kernel runs in the interpreter there
+        assert rnn_jax.Persistent().config(cell, jnp.float32).interpret
+    assert not rnn_jax.Persistent().config(cell, jnp.float32).interpret
+
+
 def test_gradient_methods_are_static_under_jit():
     """The README's ``jax.jit(rnn_jax.run, static_argnums=0)`` works with any ``grad=``, and
     with ``reverse``/``time_major`` given as ``static_argnames``."""

@@ -47,6 +47,7 @@ from rnn_jax._src.cell import Cell, backward_of
 from rnn_jax._src.gradients import Autodiff, GradientMethod
 from rnn_jax._src.manual import ManualBPTT
 from rnn_jax._src.persistent.method import Persistent, fits_on_chip
+from rnn_jax._src.platform import default_platform
 
 
 class Row(NamedTuple):
@@ -80,15 +81,17 @@ class Plan(NamedTuple):
 
 
 def backend(name: Optional[str] = None) -> str:
-    """``name``, or the backend JAX compiles for by default, as a key of :data:`TABLE`."""
-    name = jax.default_backend() if name is None else name
+    """``name``, or the platform JAX computes on by default (that of ``jax.default_device``
+    where it is set, else JAX's default backend), as a key of :data:`TABLE`."""
+    name = default_platform(name)
     return name if name in TABLE else "cpu"
 
 
 def plan(cell: Cell, dtype: Any = jnp.float32, *, batch: int = 1, resets: bool = False,
          on: Optional[str] = None) -> Plan:
     """The plan of a run of ``cell`` over ``batch`` sequences computing in ``dtype`` on backend
-    ``on`` (default: JAX's); ``resets``: whether the run has resets."""
+    ``on`` (default: the default device's platform, that of ``jax.default_device`` where it is
+    set); ``resets``: whether the run has resets."""
     row = TABLE[backend(on)]
     ff = batch >= row.features_first_from
     fwd_ff = batch >= row.forward_features_first_from

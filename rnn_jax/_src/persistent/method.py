@@ -20,6 +20,7 @@ from rnn_jax._src.cell import Cell, backward_of, project_all
 from rnn_jax._src.gradients import GradientMethod, gradient_method
 from rnn_jax._src.persistent import cells as pc
 from rnn_jax._src.persistent.kernels import Config, backward, carry_scaled, forward, weights
+from rnn_jax._src.platform import default_platform
 from rnn_jax._src.scan import to_columns
 
 
@@ -62,7 +63,8 @@ class Persistent(GradientMethod):
         ``W_hh`` fits on chip; the inputs' dtype otherwise. ``"native"``: the inputs' dtype.
       warps: warps per program (Triton's ``num_warps``).
       interpret: run the kernels in Pallas's interpreter, slowly, on any backend (None: unless
-        JAX's default backend is a GPU, where the kernels compile with Triton).
+        the default device, ``jax.default_device`` or JAX's default backend, is a GPU, where the
+        kernels compile with Triton).
     """
 
     block: int = 16
@@ -90,7 +92,7 @@ class Persistent(GradientMethod):
         hc = min(H, 64 if stream else 128) if self.chunk is None else self.chunk
         if H % hc:
             raise ValueError(f"Persistent.chunk={hc} does not divide hidden_size={H}")
-        interpret = jax.default_backend() != "gpu" if self.interpret is None else self.interpret
+        interpret = default_platform() != "gpu" if self.interpret is None else self.interpret
         return Config(bt=self.block, hc=hc, stream=stream, num_warps=self.warps,
                       interpret=bool(interpret),
                       operands="float16" if operands == "float16" else None)
