@@ -9,10 +9,7 @@ is one large matmul before the kernel, and the weight gradients a few large cont
 the backward kernel, as in :class:`rnn_jax.ManualBPTT`).
 
 Layout. A cell with ``G`` gate blocks of width ``H`` has ``xp`` of shape ``(T, G, B, H)``.
-``H`` is cut into ``H / hc`` chunks and every array a program holds is a ``(bt, hc)`` chunk,
-so that the matmul with the carry is a sum of ``(bt, hc) x (hc, hc)`` products read straight
-from the weight block in memory (a Pallas/Triton kernel cannot slice a value it holds, only a
-reference):
+Every array a program holds is a ``(bt, hc)`` chunk (:mod:`rnn_jax._src.persistent.chunks`):
 
 * forward, gate ``k``, output chunk ``j``: ``hw_k[j] = Σ_i h[i] @ Wt[k, i, j]`` with
   ``Wt[k] = W_hk^T`` (``(H, H)``, ``W_hk`` the rows of ``W_hh`` for gate ``k``);
@@ -23,7 +20,7 @@ persistent kernel is for; possible while ``G·H²`` operands fit one SM's shared
 H=128 LSTM in float16 or bfloat16, see :func:`weights`); ``stream=True`` reads them again at
 every step (from L2 after the first), which fits any ``H`` but was 1.7-15x slower than the
 scan on an H100 (benchmarks/README.md). Each step's loads are issued one step ahead
-(:func:`_pipelined`).
+(:func:`pipelined`).
 
 The cell enters as two elementwise functions on chunks (:mod:`rnn_jax._src.persistent.cells`);
 the loop is written once here for every cell.
@@ -36,8 +33,10 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.experimental import pallas as pl
+
+from rnn_jax._src.persistent.chunks import (chunks, compute_dtype, hold, matmul_chunks, matmuls,
+                                            operands, pipelined, product_scale, step_time)
 
 
 class Config(NamedTuple):
@@ -78,84 +77,6 @@ class CellKernel(NamedTuple):
     bounded: Optional[str] = None
 
 
-def _chunks(H: int, hc: int) -> list:
-    return [pl.ds(j * hc, hc) for j in range(H // hc)]
-
-
-def _compute_dtype(dtype) -> Any:
-    """float32, or the inputs' dtype if wider (float64 in tests)."""
-    return jnp.promote_types(jnp.float32, dtype)
-
-
-def _operands(vs: Sequence[jax.Array], w_dtype, pre=None, rows: bool = True) -> tuple:
-    """The chunks of ``v`` as matmul operands of ``w_dtype``, and the factor (or None) to
-    multiply the product by. For float16 weights, ``v`` is scaled so that nothing overflows
-    float16's range: each row by a power of two to a largest entry of at most 1 (``rows``),
-    or else by ``pre`` (a ``(1, hc)`` power of two, for a carry bounded in advance; None: a
-    carry within ±1). The product then carries float16's 11-bit significands, as TF32 does."""
-    if jnp.dtype(w_dtype) != jnp.float16:
-        return [v.astype(w_dtype) for v in vs], None
-    if not rows:
-        return [(v if pre is None else v * pre).astype(jnp.float16) for v in vs], None
-    m = vs[0].dtype.type(0)
-    for v in vs:
-        m = jnp.maximum(m, jnp.max(jnp.abs(v), axis=1, keepdims=True))   # (bt, 1)
-    e = jnp.ceil(jnp.log2(jnp.maximum(m, 1e-30)))
-    return [(v * jnp.exp2(-e)).astype(jnp.float16) for v in vs], jnp.exp2(e)
-
-
-def _matmul_chunks(vs: Sequence[jax.Array], w_ref, k: int, cols: list, held=None,
-                   scale=None) -> list:
-    """``[Σ_i vs[i] @ w[k, i, j] for j]``: the chunks of ``v @ w[k]`` (``vs`` from
-    :func:`_operands`, times ``scale`` when given)."""
-    out = []
-    for j in range(len(cols)):
-        total = None
-        for i in range(len(cols)):
-            blk = held[k][i][j] if held is not None else w_ref[k, cols[i], cols[j]]
-            term = jnp.dot(vs[i], blk, preferred_element_type=_compute_dtype(blk.dtype))
-            total = term if total is None else total + term
-        out.append(total if scale is None else total * scale)
-    return out
-
-
-def _product_scale(row, w_scale):
-    """The factor undoing the operands' scales: the rows' (or None) times ``w_scale`` (the
-    weights' and a fixed carry scale's, a ``(1, hc)`` chunk, or None)."""
-    if row is None or w_scale is None:
-        return w_scale if row is None else row
-    return row * w_scale
-
-
-def _matmuls(vs, w_ref, G: int, cols: list, held, w_scale, pre=None, rows=True) -> list:
-    """``[chunks of v @ w[k] for k < G]`` (the forward's: one ``v`` for every gate)."""
-    ops, row = _operands(vs, w_ref.dtype, pre, rows)
-    scale = _product_scale(row, w_scale)
-    return [_matmul_chunks(ops, w_ref, k, cols, held, scale) for k in range(G)]
-
-
-def _hold(w_ref, G: int, cols: list):
-    """Every weight chunk, loaded once (``stream=False``)."""
-    return [[[w_ref[k, cols[i], cols[j]] for j in range(len(cols))] for i in range(len(cols))]
-            for k in range(G)]
-
-
-def _time(s, T: int, reverse: bool):
-    return T - 1 - s if reverse else s
-
-
-def _pipelined(T: int, load: Callable, body: Callable, init, start: int = 0):
-    """``fori_loop`` over scan steps ``start <= s < T`` in which step ``s`` issues the loads of
-    step ``s + 1`` before its own arithmetic, so that their latency hides behind it."""
-
-    def step(s, carry):
-        state, inputs = carry
-        ahead = load(jnp.minimum(s + 1, T - 1))
-        return body(s, state, inputs), ahead
-
-    return lax.fori_loop(start, T, step, (init, load(start)))[0]
-
-
 def _forward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, reverse: bool,
                     save: bool, n_vec: int, masked: bool):
     G, C = cell.gates, cell.carry
@@ -167,23 +88,23 @@ def _forward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, revers
     seq_refs = rest[:C - 1]          # carries other than h at every step (e.g. the LSTM's c)
     pre_ref = rest[C - 1] if save else None
     final_refs = rest[C - 1 + save:]
-    cols = _chunks(H, cfg.hc)
-    acc = _compute_dtype(xp_ref.dtype)
+    cols = chunks(H, cfg.hc)
+    acc = compute_dtype(xp_ref.dtype)
     vec = [[r[:, c].astype(acc) for c in cols] for r in vec_refs]   # (1, hc) chunks
-    held = None if cfg.stream else _hold(w_ref, G, cols)
+    held = None if cfg.stream else hold(w_ref, G, cols)
     w_scale = ws_ref[...].astype(acc) if w_ref.dtype == jnp.float16 else None
     h_scale = hs_ref[...].astype(acc) if cell.bounded == "initial" else None
 
     def load(s):
-        t = _time(s, T, reverse)
+        t = step_time(s, T, reverse)
         return ([[xp_ref[t, k, :, c].astype(acc) for c in cols] for k in range(G)],
                 mask_ref[t] > 0 if masked else None)        # (bt, 1)
 
     def body(s, carry, inputs, first=False):
-        t = _time(s, T, reverse)
+        t = step_time(s, T, reverse)
         xp, keep = inputs
         rows = cell.bounded is None or (first and cell.bounded == "unit")
-        hw = _matmuls(carry[0], w_ref, G, cols, held, w_scale, h_scale, rows)
+        hw = matmuls(carry[0], w_ref, G, cols, held, w_scale, h_scale, rows)
         new = [[] for _ in range(C)]
         for j, c in enumerate(cols):
             out, saved = cell.forward([xp[k][j] for k in range(G)], [hw[k][j] for k in range(G)],
@@ -203,7 +124,7 @@ def _forward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, revers
     init = [[r[:, c].astype(acc) for c in cols] for r in carry_refs]
     if cell.bounded == "unit":  # the first step reads the initial carry, of any size
         init = body(0, init, load(0), first=True)
-    final = _pipelined(T, load, body, init, start=int(cell.bounded == "unit"))
+    final = pipelined(T, load, body, init, start=int(cell.bounded == "unit"))
     for m in range(C):
         for j, c in enumerate(cols):
             final_refs[m][:, c] = final[m][j].astype(final_refs[m].dtype)
@@ -221,14 +142,14 @@ def _backward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, rever
     dxp_ref, *rest = rest
     dm_ref = None if cell.dm_is_dxp else rest.pop(0)
     d0_refs = rest
-    cols = _chunks(H, cfg.hc)
-    acc = _compute_dtype(pre_ref.dtype)
+    cols = chunks(H, cfg.hc)
+    acc = compute_dtype(pre_ref.dtype)
     vec = [[r[:, c].astype(acc) for c in cols] for r in vec_refs]
-    held = None if cfg.stream else _hold(w_ref, G, cols)
+    held = None if cfg.stream else hold(w_ref, G, cols)
     w_scale = ws_ref[...].astype(acc) if w_ref.dtype == jnp.float16 else None
 
     def time_of(s):
-        return _time(T - 1 - s, T, reverse)    # the forward's steps, last first
+        return step_time(T - 1 - s, T, reverse)    # the forward's steps, last first
 
     def load(s):
         t = time_of(s)
@@ -259,16 +180,16 @@ def _backward_kernel(*refs, cell: CellKernel, T: int, H: int, cfg: Config, rever
                 dxp_ref[t, k, :, c] = dxp[k].astype(dxp_ref.dtype)
                 if dm_ref is not None:
                     dm_ref[t, k, :, c] = dm[k].astype(dm_ref.dtype)
-        ops, row = _operands([d for dk in dms for d in dk], w_ref.dtype)
-        scale = _product_scale(row, w_scale)
+        ops, row = operands([d for dk in dms for d in dk], w_ref.dtype)
+        scale = product_scale(row, w_scale)
         n = len(cols)
         for k in range(G):
-            terms = _matmul_chunks(ops[k * n:(k + 1) * n], w_ref, k, cols, held, scale)
+            terms = matmul_chunks(ops[k * n:(k + 1) * n], w_ref, k, cols, held, scale)
             partial[0] = [a + b for a, b in zip(partial[0], terms)]
         return partial
 
     init = [[r[:, c].astype(acc) for c in cols] for r in dfinal_refs]
-    d0 = _pipelined(T, load, body, init)
+    d0 = pipelined(T, load, body, init)
     for m in range(C):
         for j, c in enumerate(cols):
             d0_refs[m][:, c] = d0[m][j].astype(d0_refs[m].dtype)
@@ -286,7 +207,7 @@ def _call(kernel, args, in_blocks, out_shapes, out_blocks, B: int, cfg: Config):
     params = {}
     if not cfg.interpret:
         from jax.experimental.pallas import triton as pltriton
-        # one stage: the loads are issued a step ahead by hand (_pipelined)
+        # one stage: the loads are issued a step ahead by hand (pipelined)
         params["compiler_params"] = pltriton.CompilerParams(num_warps=cfg.num_warps,
                                                             num_stages=1)
     return pl.pallas_call(kernel, grid=(B // cfg.bt,), in_specs=[spec(b) for b in in_blocks],
@@ -311,7 +232,7 @@ def weights(w: jax.Array, dtype: Any, cfg: Config) -> tuple:
     significant bits, as the TF32 tensor-core arithmetic XLA and cuDNN use for float32
     matmuls on a GPU by default; with the scaling no entry leaves its range but those below
     2^-24 of the largest, whose products are below that rounding."""
-    acc = _compute_dtype(dtype)
+    acc = compute_dtype(dtype)
     ones = jnp.ones((1, cfg.hc), acc)
     if cfg.operands != "float16":
         return w.astype(dtype), ones, ones
