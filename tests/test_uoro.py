@@ -172,3 +172,15 @@ def test_bad_arguments_raise():
         U.uoro_loss_grad(cell, params, xs, dys, key, "mse")
     with pytest.raises(ValueError, match="scalar"):
         U.uoro_loss_grad(cell, params, xs, dys, key, lambda y, t: y - t)
+
+
+def test_params_and_inputs_of_different_dtypes():
+    """float32 params with float64 inputs: the estimate keeps the params' dtype, the outputs
+    are the run's (the state's scan once mixed the two and failed)."""
+    cell = rnn_jax.elman(3, 4)
+    params = cell.init(jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 3), jnp.float64)
+    g, ys, state = rnn_jax.uoro(cell, params, xs, jax.random.key(2), jnp.ones((2, 5, 4)))
+    assert g.w_hh.dtype == jnp.float32 and state.theta.dtype == jnp.float32
+    np.testing.assert_allclose(ys, rnn_jax.run(cell, params, xs)[1], rtol=1e-12)
+    assert np.all(np.isfinite(g.w_hh)) and float(jnp.abs(g.w_hh).max()) > 0

@@ -130,9 +130,9 @@ def _sequence(cell: Cell, params: Any, xs, aux, valid, key, state: UOROState,
         nu = _signs(key, k, c.size, c.dtype)
         dtheta, direct = jax.vmap(lambda dc, dy: pullback((dc, dy))[0])(
             jnp.stack([nu, jnp.zeros_like(nu)]), jnp.stack([jnp.zeros_like(ybar), ybar]))
-        g = g + jnp.vdot(ybar, dy_s) * th + direct
+        g = (g + jnp.vdot(ybar, dy_s) * th + direct).astype(g.dtype)
         s_new, th_new = _combine(js, th, nu, dtheta, eps)
-        keep = lambda new, old: jnp.where(ok, new, old)
+        keep = lambda new, old: jnp.where(ok, new, old).astype(old.dtype)   # the state's dtypes
         acc = (keep(c_new, c), keep(s_new, s), keep(th_new, th), k + ok.astype(k.dtype), g,
                loss + jnp.where(ok, l_t, jnp.zeros((), l_t.dtype)))
         return acc, jnp.where(ok, y, jnp.zeros((), y.dtype))
