@@ -14,7 +14,8 @@ import jax.numpy as jnp
 from rnn_jax._src import validate as v
 from rnn_jax._src.cell import Cell
 from rnn_jax._src.manual import ManualBPTT
-from rnn_jax._src.runner import compiled_when_concrete, run
+from rnn_jax._src.compiled import compiled_when_concrete
+from rnn_jax._src.runner import run
 
 
 def bptt(

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from rnn_jax._src.cell import check_size
+from rnn_jax._src.compiled import compiled_when_concrete
 
 REDUCTIONS = ("none", "sum", "mean")
 
@@ -134,9 +135,18 @@ def ctc_beam_search(logits: jax.Array, lengths: Optional[jax.Array] = None, *, b
     B, T, K = logits.shape
     blank, beam = _blank(blank, K), check_size(beam, "beam")
     L = T if max_len is None else check_size(max_len, "max_len")
+    return _beam_search(logits, lengths, beam, blank, L)
+
+
+def _beam_search_all(logits: jax.Array, lengths: jax.Array, beam: int, blank: int,
+                     L: int) -> CTCDecoded:
+    T = logits.shape[1]
     logp = jax.nn.log_softmax(jnp.where((jnp.arange(T) < lengths[:, None])[..., None],
                                         logits, 0.0))
     return jax.vmap(lambda lp, n: _prefix_search(lp, n, beam, blank, L))(logp, lengths)
+
+
+_beam_search = compiled_when_concrete(_beam_search_all, static_argnums=(2, 3, 4))
 
 
 def _prefix_search(logp: jax.Array, length: jax.Array, K: int, blank: int,

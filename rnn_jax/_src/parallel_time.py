@@ -59,6 +59,7 @@ from jax.flatten_util import ravel_pytree
 
 from rnn_jax._src import validate as v
 from rnn_jax._src.cell import Cell, check_real, check_size
+from rnn_jax._src.compiled import compiled_when_concrete
 from rnn_jax._src.gradients import GradientMethod, gradient_method
 from rnn_jax._src.parallel_scan import linear_recurrence
 from rnn_jax._src.runner import flatten, unflatten
@@ -281,8 +282,19 @@ def parallel_in_time(cell: Cell, params: Any, xs: jax.Array, initial_carry: Any 
     v.check_cell(cell)
     if not isinstance(reverse, bool):
         raise TypeError(f"reverse must be True or False, got {reverse!r}")
+    xs, T, batch_shape = v.check_inputs(cell, xs, False)
+    lengths = v.check_lengths(lengths, T, batch_shape)   # values too, where concrete
+    resets = v.check_resets(resets, T, batch_shape, False)
+    return _parallel(cell, params, xs, initial_carry, lengths, resets, reverse, method)
+
+
+def _parallel_in_time(cell: Cell, params: Any, xs: jax.Array, initial_carry: Any,
+                      lengths: Any, resets: Any, reverse: bool, method: ParallelInTime):
     flat = flatten(cell, params, xs, initial_carry, lengths, resets, False)
     final, ys, info = solve(method, cell, params, flat.xs, flat.carry, flat.valid, flat.resets,
                             reverse=reverse)
     final, ys = unflatten(flat, final, ys, False)
     return final, ys, jax.tree.map(lambda a: a.reshape(flat.batch_shape), info)
+
+
+_parallel = compiled_when_concrete(_parallel_in_time, static_argnums=(0, 6, 7))

@@ -45,6 +45,7 @@ from jax.flatten_util import ravel_pytree
 
 from rnn_jax._src import validate as val
 from rnn_jax._src.cell import Cell
+from rnn_jax._src.compiled import compiled_when_concrete
 from rnn_jax._src.gradients import GradientMethod, cotangents, gradient_method, perturbed
 from rnn_jax._src.scan import in_scan_order, loop, masked_step
 
@@ -139,11 +140,15 @@ def rtrl_sensitivities(cell: Cell, params: Any, xs: jax.Array,
     if xs.ndim != 2 or xs.shape[1] != cell.input_size:
         raise ValueError(f"xs must have shape (T, {cell.input_size}) (one sequence), "
                          f"got {xs.shape}")
-    dtype = jnp.result_type(val.param_dtype(params), xs.dtype)
-    if initial_carry is None:
-        initial_carry = cell.initial_carry((), dtype)
-    else:
+    if initial_carry is not None:
         val.check_carry(cell, initial_carry, ())
+    return _sensitivities(cell, params, xs, initial_carry)
+
+
+def _all_sensitivities(cell: Cell, params: Any, xs: jax.Array, initial_carry: Any) -> jax.Array:
+    if initial_carry is None:
+        dtype = jnp.result_type(val.param_dtype(params), xs.dtype)
+        initial_carry = cell.initial_carry((), dtype)
     sens = _sens(cell, params, initial_carry, True, False)
 
     def body(state, x):
@@ -153,6 +158,9 @@ def rtrl_sensitivities(cell: Cell, params: Any, xs: jax.Array,
 
     Ms = jax.lax.scan(body, (initial_carry, sens.S0), xs)[1]     # (T, P, n)
     return jnp.swapaxes(Ms, 1, 2)
+
+
+_sensitivities = compiled_when_concrete(_all_sensitivities, static_argnums=(0,))
 
 
 def _acc_dtype(tree: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,7 @@ import numpy as np
 
 from rnn_jax._src import validate as v
 from rnn_jax._src.cell import Cell
+from rnn_jax._src.compiled import compiled_when_concrete
 from rnn_jax._src.gradients import GradientMethod
 from rnn_jax._src.plan import plan
 
@@ -105,28 +106,6 @@ def run(
     resets = v.check_resets(resets, T, batch_shape, time_major)
     return _compiled(cell, params, xs, initial_carry, lengths, resets, reverse, time_major,
                      unroll, grad)
-
-
-def compiled_when_concrete(fn: Callable, static_argnums: tuple[int, ...]) -> Callable:
-    """``fn``, compiled once per static arguments, shapes and dtypes where called outside any
-    transformation (every other argument concrete), instead of running op by op and tracing
-    its loops anew at every call. Under a transformation ``fn`` is traced into the caller's
-    program as it is (a nested jit would change that program, e.g. keep a constant cotangent
-    as an array through a backward loop); with static arguments that cannot be hashed (a cell
-    with a plain dict of options) it runs op by op."""
-    compiled = jax.jit(fn, static_argnums=static_argnums)
-
-    def call(*args: Any) -> Any:
-        static = tuple(args[i] for i in static_argnums)
-        dynamic = [a for i, a in enumerate(args) if i not in static_argnums]
-        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(dynamic))
-        try:
-            hash(static)
-        except TypeError:
-            traced = True
-        return fn(*args) if traced else compiled(*args)
-
-    return call
 
 
 def _run(cell: Cell, params: Any, xs: jax.Array, initial_carry: Any, lengths: Any, resets: Any,

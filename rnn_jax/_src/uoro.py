@@ -54,6 +54,7 @@ from jax.flatten_util import ravel_pytree
 
 from rnn_jax._src import validate as v
 from rnn_jax._src.cell import Cell, check_real
+from rnn_jax._src.compiled import compiled_when_concrete
 
 
 class UOROState(NamedTuple):
@@ -150,7 +151,8 @@ def _check_key(key: Any) -> jax.Array:
     raise TypeError(f"key must be a JAX PRNG key (jax.random.key(seed)), got {key!r}")
 
 
-def _run(cell, params, xs, key, aux, cotangent, initial_carry, lengths, state, eps):
+def _run(cell, params, xs, key, aux, cotangent, initial_carry, lengths, state, eps,
+         compiled=False):
     v.check_cell(cell)
     xs, T, batch = v.check_inputs(cell, xs, False)
     v.check_params(cell, params)
@@ -173,6 +175,13 @@ def _run(cell, params, xs, key, aux, cotangent, initial_carry, lengths, state, e
     else:
         want = jax.eval_shape(lambda: uoro_state(cell, params, batch, None, dtype))
         v.check_tree(want, state, "state", f"the UORO state for batch shape {batch}")
+    run = _sequences if compiled else _all_sequences
+    return run(cell, params, xs, aux, key, lengths, state, cotangent, eps)
+
+
+def _all_sequences(cell, params, xs, aux, key, lengths, state, cotangent, eps):
+    *batch, T, _ = xs.shape
+    batch = tuple(batch)
     valid = (jnp.ones((*batch, T), bool) if lengths is None
              else jnp.moveaxis(v.valid_mask(lengths, T), 0, -1))
     B = math.prod(batch)
@@ -188,6 +197,14 @@ def _run(cell, params, xs, key, aux, cotangent, initial_carry, lengths, state, e
         g, loss = g.sum(0), loss.sum(0)
         ys, state = jax.tree.map(lambda a: a.reshape(*batch, *a.shape[1:]), (ys, state))
     return ravel_pytree(params)[1](g), loss, ys, state
+
+
+_sequences = compiled_when_concrete(_all_sequences, static_argnums=(0, 7, 8))
+
+
+def _pairing(y: jax.Array, d: jax.Array):
+    """``uoro``'s per-step loss ``<d, y>`` and its cotangent ``d``."""
+    return jnp.vdot(d, y), d.astype(y.dtype)
 
 
 def uoro(cell: Cell, params: Any, xs: jax.Array, key: jax.Array, dys: jax.Array, *,
@@ -213,9 +230,8 @@ def uoro(cell: Cell, params: Any, xs: jax.Array, key: jax.Array, dys: jax.Array,
     dys = jnp.asarray(dys)
     if dys.ndim < 1 or dys.shape[-1] != cell.output_size:
         raise ValueError(f"dys must have shape (*batch, T, {cell.output_size}), got {dys.shape}")
-    pairing = lambda y, d: (jnp.vdot(d, y), d.astype(y.dtype))
-    g, _, ys, state = _run(cell, params, xs, key, dys, pairing, initial_carry, lengths, state,
-                           eps)
+    g, _, ys, state = _run(cell, params, xs, key, dys, _pairing, initial_carry, lengths, state,
+                           eps, compiled=True)
     return g, ys, state
 
 
