@@ -104,7 +104,11 @@ def test_a_small_beam_under_jit_and_vmap():
 
 @pytest.mark.parametrize("kwargs, words", [
     (dict(logits=np.zeros((2, 3))), ["logits", "(B, T, K)"]),
-    (dict(lengths=np.zeros(3)), ["lengths", "(2,)"]),
+    (dict(lengths=np.zeros(3, int)), ["lengths", "(2,)"]),
+    (dict(lengths=np.array([5, 3])), ["lengths", "[0, T=4]"]),
+    (dict(label_lengths=np.array([3, 1])), ["label_lengths", "[0, N"]),
+    (dict(labels=np.array([[1, 3], [1, 9]])), ["labels", "[0, 3)", "got 3 at index (0, 1)"]),
+    (dict(labels=np.array([[1, 2], [0, 9]])), ["labels", "blank 0", "got 0 at index (1, 0)"]),
     (dict(blank=3), ["blank", "[0, 3)"]),
     (dict(labels=np.zeros((3, 2), int)), ["labels", "B=2"]),
     (dict(reduction="avg"), ["reduction"]),
@@ -118,3 +122,20 @@ def test_bad_input_names_the_argument(kwargs, words):
     with pytest.raises(ValueError) as err:
         rnn_jax.ctc_loss(**args, blank=blank, reduction=reduction)
     assert all(w in str(err.value) for w in words), err.value
+
+
+def test_labels_that_cannot_be_checked_under_jit_give_nan():
+    """Under ``jit`` the labels are tracers: a sequence with a label out of range or equal to
+    the blank has loss NaN (visible), the others their loss; padding labels are never read."""
+    logits = jax.random.normal(jax.random.key(0), (3, 5, 4))
+    lengths = jnp.array([5, 5, 4])
+    labels = jnp.array([[1, 2], [1, 7], [0, -1]])      # row 2: its valid label is the blank
+    loss = jax.jit(lambda lab, n: rnn_jax.ctc_loss(logits, lengths, lab, n, reduction="none"))(
+        labels, jnp.array([2, 2, 1]))
+    want = rnn_jax.ctc_loss(logits[:1], lengths[:1], labels[:1], jnp.array([2]), reduction="none")
+    np.testing.assert_allclose(loss[0], want[0], rtol=1e-6)
+    assert np.isnan(loss[1]) and np.isnan(loss[2])
+    padded = jnp.array([[1, -5], [3, 99], [2, 0]])     # out-of-range values only in padding
+    ok = jax.jit(lambda lab: rnn_jax.ctc_loss(logits, lengths, lab, jnp.array([1, 1, 1]),
+                                              reduction="none"))(padded)
+    assert np.all(np.isfinite(ok))

@@ -23,8 +23,10 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from rnn_jax._src import validate as v
 from rnn_jax._src.cell import check_size
 from rnn_jax._src.compiled import compiled_when_concrete
 
@@ -47,11 +49,19 @@ def _lengths(logits: jax.Array, lengths: Optional[jax.Array], argname: str) -> j
     B, T, _ = logits.shape
     if lengths is None:
         return jnp.full((B,), T, jnp.int32)
-    lengths = jnp.asarray(lengths)
-    if lengths.shape != (B,):
-        raise ValueError(f"{argname} must have shape ({B},) for logits {logits.shape}, got "
-                         f"{lengths.shape}")
-    return lengths
+    return v.check_lengths(lengths, T, (B,), argname)     # values in [0, T] where concrete
+
+
+def _check_labels(labels: jax.Array, label_ok: jax.Array, K: int, blank: int) -> None:
+    """ValueError for a label outside ``[0, K)`` or equal to the blank among the valid labels
+    (both arrays concrete)."""
+    lab = np.asarray(labels)
+    bad = np.asarray(label_ok) & ((lab < 0) | (lab >= K) | (lab == blank))
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"labels must lie in [0, {K}) (the logits' last axis) and not be the "
+                         f"blank {blank} within label_lengths, got {int(lab[idx])} at index "
+                         f"{idx} ({int(bad.sum())} such labels)")
 
 
 def _blank(blank: int, K: int) -> int:
@@ -74,21 +84,33 @@ def ctc_loss(logits: jax.Array, lengths: Optional[jax.Array], labels: jax.Array,
 
     A labelling that no alignment of the valid frames can produce (it needs one frame per
     label plus one blank between each repeated pair) has loss ``inf`` and zero gradient.
+
+    Raises:
+      ValueError: ``lengths`` outside ``[0, T]``, ``label_lengths`` outside ``[0, N]``, or a
+        valid label outside ``[0, K)`` or equal to ``blank``, where these arrays are concrete.
+        Under ``jit`` they cannot be checked; there such a sequence's loss is NaN.
     """
     logits = jnp.asarray(logits)
     lengths = _lengths(logits, lengths, "lengths")
     B, T, K = logits.shape
     blank = _blank(blank, K)
-    labels, label_lengths = jnp.asarray(labels), jnp.asarray(label_lengths)
+    labels = jnp.asarray(labels)
     if labels.ndim != 2 or labels.shape[0] != B:
         raise ValueError(f"labels must be (B, N) with B={B} (logits {logits.shape}), got "
                          f"{labels.shape}")
-    if label_lengths.shape != (B,):
-        raise ValueError(f"label_lengths must have shape ({B},), got {label_lengths.shape}")
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if label_lengths is None:
+        raise TypeError("label_lengths must be an integer array of shape (B,), got None")
+    label_lengths = v.check_lengths(label_lengths, labels.shape[1], (B,), "label_lengths",
+                                    size_name="N (the labels' second axis)")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not one of {list(REDUCTIONS)}")
     frame = jnp.arange(T) < lengths[:, None]
     label_ok = jnp.arange(labels.shape[1]) < label_lengths[:, None]
+    if not isinstance(labels, jax.core.Tracer) and not isinstance(label_ok, jax.core.Tracer):
+        _check_labels(labels, label_ok, K, blank)
+    bad = jnp.any(label_ok & ((labels < 0) | (labels >= K) | (labels == blank)), -1)
     safe = jnp.where(frame[..., None], logits, 0.0)         # padding reaches nothing
     safe_labels = jnp.where(label_ok, labels, (blank + 1) % K)
     loss = optax.ctc_loss(safe, (~frame).astype(safe.dtype), safe_labels,
@@ -96,6 +118,7 @@ def ctc_loss(logits: jax.Array, lengths: Optional[jax.Array], labels: jax.Array,
     repeats = jnp.sum(label_ok[:, 1:] & (safe_labels[:, 1:] == safe_labels[:, :-1]), -1)
     feasible = label_lengths + repeats <= lengths
     loss = jnp.where(feasible, loss, jnp.inf)
+    loss = jnp.where(bad, jnp.full((), jnp.nan, loss.dtype), loss)   # under jit: visible
     return {"none": loss, "sum": jnp.sum(loss), "mean": jnp.mean(loss)}[reduction]
 
 

@@ -39,8 +39,10 @@ def check_inputs(cell: Cell, xs: Any, time_major: bool, argname: str = "xs"):
     return xs, xs.shape[-2], tuple(xs.shape[:-2])
 
 
-def check_lengths(lengths: Any, T: int, batch_shape: tuple, argname: str = "lengths"):
-    """Integer array of shape ``batch_shape`` with values in ``[0, T]`` (values checked when concrete)."""
+def check_lengths(lengths: Any, T: int, batch_shape: tuple, argname: str = "lengths",
+                  size_name: str = "T"):
+    """Integer array of shape ``batch_shape`` with values in ``[0, T]`` (values checked when
+    concrete); ``size_name`` names ``T`` in the message."""
     if lengths is None:
         return None
     if isinstance(lengths, (bool, float)) or not hasattr(lengths, "dtype") and not isinstance(
@@ -55,7 +57,7 @@ def check_lengths(lengths: Any, T: int, batch_shape: tuple, argname: str = "leng
     if not isinstance(arr, jax.core.Tracer):
         values = np.asarray(arr)
         if values.size and (values.min() < 0 or values.max() > T):
-            raise ValueError(f"{argname} must lie in [0, T={T}], got min {values.min()} "
+            raise ValueError(f"{argname} must lie in [0, {size_name}={T}], got min {values.min()} "
                              f"and max {values.max()}")
     return jnp.asarray(arr)
 
