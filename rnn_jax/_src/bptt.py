@@ -13,8 +13,8 @@ import jax.numpy as jnp
 
 from rnn_jax._src import validate as v
 from rnn_jax._src.cell import Cell
-from rnn_jax._src.manual import ManualBPTT
 from rnn_jax._src.compiled import compiled_when_concrete
+from rnn_jax._src.manual import ManualBPTT
 from rnn_jax._src.runner import run
 
 
@@ -54,8 +54,7 @@ def bptt(
     """
     method = ManualBPTT(truncate=truncate, clip=clip)
     v.check_cell(cell)
-    xs, T, batch_shape = v.check_inputs(cell, xs, time_major)
-    lengths = v.check_lengths(lengths, T, batch_shape)   # values too, where concrete
+    xs, _, _, lengths, resets = v.check_sequences(cell, xs, lengths, resets, time_major)
     return _compiled(cell, params, xs, jnp.asarray(dys), dcarry, initial_carry, lengths, resets,
                      reverse, time_major, unroll, method)
 

@@ -282,9 +282,7 @@ def parallel_in_time(cell: Cell, params: Any, xs: jax.Array, initial_carry: Any 
     v.check_cell(cell)
     if not isinstance(reverse, bool):
         raise TypeError(f"reverse must be True or False, got {reverse!r}")
-    xs, T, batch_shape = v.check_inputs(cell, xs, False)
-    lengths = v.check_lengths(lengths, T, batch_shape)   # values too, where concrete
-    resets = v.check_resets(resets, T, batch_shape, False)
+    xs, _, _, lengths, resets = v.check_sequences(cell, xs, lengths, resets, False)
     return _parallel(cell, params, xs, initial_carry, lengths, resets, reverse, method)
 
 

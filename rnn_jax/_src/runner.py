@@ -101,9 +101,7 @@ def run(
     if unroll is not None:
         unroll = v.check_unroll(unroll)
     grad = _check_grad(grad)
-    xs, T, batch_shape = v.check_inputs(cell, xs, time_major)
-    lengths = v.check_lengths(lengths, T, batch_shape)   # values too, where concrete
-    resets = v.check_resets(resets, T, batch_shape, time_major)
+    xs, _, _, lengths, resets = v.check_sequences(cell, xs, lengths, resets, time_major)
     return _compiled(cell, params, xs, initial_carry, lengths, resets, reverse, time_major,
                      unroll, grad)
 
@@ -141,10 +139,9 @@ def flatten(cell: Cell, params: Any, xs: jax.Array, initial_carry: Any, lengths:
             resets: Any, time_major: bool) -> Flat:
     """Checks :func:`run`'s arrays (clear errors at trace time) and lays them out as
     :class:`Flat`."""
-    xs, T, batch_shape = v.check_inputs(cell, xs, time_major)
+    xs, T, batch_shape, lengths, resets = v.check_sequences(cell, xs, lengths, resets,
+                                                            time_major)
     v.check_params(cell, params)
-    lengths = v.check_lengths(lengths, T, batch_shape)
-    resets = v.check_resets(resets, T, batch_shape, time_major)
     dtype = jnp.result_type(v.param_dtype(params), xs.dtype)
     if initial_carry is None:
         carry = cell.initial_carry(batch_shape, dtype)

@@ -62,6 +62,15 @@ def check_lengths(lengths: Any, T: int, batch_shape: tuple, argname: str = "leng
     return jnp.asarray(arr)
 
 
+def check_sequences(cell: Cell, xs: Any, lengths: Any, resets: Any, time_major: bool):
+    """:func:`check_inputs`, :func:`check_lengths` (values too, where concrete) and
+    :func:`check_resets` of one call: ``(xs, T, batch_shape, lengths, resets)``."""
+    xs, T, batch_shape = check_inputs(cell, xs, time_major)
+    lengths = check_lengths(lengths, T, batch_shape)
+    resets = check_resets(resets, T, batch_shape, time_major)
+    return xs, T, batch_shape, lengths, resets
+
+
 def check_resets(resets: Any, T: int, batch_shape: tuple, time_major: bool,
                  argname: str = "resets"):
     """Boolean array of shape ``(*batch, T)`` (or ``(T, *batch)`` time-major), or None."""
