@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
+import shutil
+import subprocess
 import sys
 
 import jax
@@ -125,6 +127,27 @@ def test_load_checkout_imports_a_second_package_beside_the_current_one():
 def test_load_checkout_rejects_a_directory_without_rnn_jax(tmp_path):
     with pytest.raises(ValueError, match="no rnn_jax package"):
         ours.load_checkout(str(tmp_path))
+
+
+def test_a_copy_inside_another_repository_has_no_commit(tmp_path):
+    """A package copied into a folder of another repository (as one carries a baseline to a
+    machine) is not that repository's commit; the checkout's own top directory is."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "rnn_jax").mkdir()
+    (tmp_path / "rnn_jax" / "__init__.py").write_text("")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert ours._commit(str(tmp_path)) == head
+    (tmp_path / "rnn_jax" / "__init__.py").write_text("x = 1\n")
+    assert ours._commit(str(tmp_path)) == head + "-dirty"
+    inner = tmp_path / "copy"
+    shutil.copytree(tmp_path / "rnn_jax", inner / "rnn_jax")
+    assert ours._commit(str(inner)) is None
 
 
 def test_baseline_checkout_is_timed_and_agrees_with_rnn_jax():

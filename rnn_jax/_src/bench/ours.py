@@ -87,11 +87,17 @@ def _swapped(modules: dict[str, ModuleType]) -> Iterator[None]:
 
 
 def _commit(path: str) -> Optional[str]:
+    """The checkout's commit, or None where ``path`` is not the top of a git work tree (a copy
+    of a package inside another repository is not that repository's commit)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", path, *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
     try:
-        head = subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", path, "status", "--porcelain", "--", _PACKAGE],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        if os.path.realpath(git("rev-parse", "--show-toplevel")) != os.path.realpath(path):
+            return None
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--", _PACKAGE)
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("-dirty" if dirty else "")
