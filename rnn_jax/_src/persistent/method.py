@@ -40,8 +40,8 @@ def fits_on_chip(cell: Cell, dtype: Any) -> bool:
 class Persistent(GradientMethod):
     """All T steps of the recurrence in one Pallas kernel (forward) and one for the backward
     pass: nothing is launched per time step. rnn_jax's default on a GPU wherever ``W_hh`` fits
-    on chip (H <= 128; faster than the scan at every shape measured there, 1.1-2.3x on an
-    H100, benchmarks/README.md). The idea is Diamos et al. 2016, "Persistent RNNs:
+    on chip (H <= 128; faster than the scan at every shape measured there, 1.04-2.5x on an
+    H200, benchmarks/README.md). The idea is Diamos et al. 2016, "Persistent RNNs:
     stashing recurrent weights on-chip" (ICML), which cuDNN's persistent kernels also follow.
 
     Covers rnn_jax's LSTM (no peepholes or projection; named activations) and GRU
