@@ -23,7 +23,6 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from rnn_jax._src import validate as v
@@ -50,18 +49,6 @@ def _lengths(logits: jax.Array, lengths: Optional[jax.Array], argname: str) -> j
     if lengths is None:
         return jnp.full((B,), T, jnp.int32)
     return v.check_lengths(lengths, T, (B,), argname)     # values in [0, T] where concrete
-
-
-def _check_labels(labels: jax.Array, label_ok: jax.Array, K: int, blank: int) -> None:
-    """ValueError for a label outside ``[0, K)`` or equal to the blank among the valid labels
-    (both arrays concrete)."""
-    lab = np.asarray(labels)
-    bad = np.asarray(label_ok) & ((lab < 0) | (lab >= K) | (lab == blank))
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"labels must lie in [0, {K}) (the logits' last axis) and not be the "
-                         f"blank {blank} within label_lengths, got {int(lab[idx])} at index "
-                         f"{idx} ({int(bad.sum())} such labels)")
 
 
 def _blank(blank: int, K: int) -> int:
@@ -108,9 +95,10 @@ def ctc_loss(logits: jax.Array, lengths: Optional[jax.Array], labels: jax.Array,
         raise ValueError(f"reduction={reduction!r} is not one of {list(REDUCTIONS)}")
     frame = jnp.arange(T) < lengths[:, None]
     label_ok = jnp.arange(labels.shape[1]) < label_lengths[:, None]
-    if not isinstance(labels, jax.core.Tracer) and not isinstance(label_ok, jax.core.Tracer):
-        _check_labels(labels, label_ok, K, blank)
-    bad = jnp.any(label_ok & ((labels < 0) | (labels >= K) | (labels == blank)), -1)
+    bad = label_ok & ((labels < 0) | (labels >= K) | (labels == blank))
+    v.check_flagged(labels, bad, f"lie in [0, {K}) (the logits' last axis) and not be the "
+                    f"blank {blank} within label_lengths")
+    bad = jnp.any(bad, -1)
     safe = jnp.where(frame[..., None], logits, 0.0)         # padding reaches nothing
     safe_labels = jnp.where(label_ok, labels, (blank + 1) % K)
     loss = optax.ctc_loss(safe, (~frame).astype(safe.dtype), safe_labels,

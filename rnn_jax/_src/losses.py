@@ -31,10 +31,6 @@ def _check_bool(value: Any, argname: str) -> bool:
     return bool(value)
 
 
-def _is_concrete(x: Any) -> bool:
-    return x is None or not isinstance(x, jax.core.Tracer)
-
-
 def _mask(shape_bt: tuple, lengths: Any, time_major: bool) -> Optional[jax.Array]:
     """Boolean mask ``t < lengths`` of shape ``shape_bt`` = (*batch, T) (or (T, *batch)); None
     when ``lengths`` is None."""
@@ -63,20 +59,6 @@ def _reduce(per_step: jax.Array, mask: Optional[jax.Array], reduction: str) -> j
         return total
     count = per_step.size if mask is None else jnp.sum(mask)
     return total / jnp.maximum(count, 1)
-
-
-def _check_label_range(labels: jax.Array, valid: Optional[jax.Array], num_classes: int) -> None:
-    """ValueError for a label outside ``[0, num_classes)`` at a step where ``valid`` holds
-    (everywhere when ``valid`` is None); both must be concrete."""
-    lab = np.asarray(labels)
-    bad = (lab < 0) | (lab >= num_classes)
-    if valid is not None:
-        bad &= np.asarray(valid)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"labels must lie in [0, {num_classes}) (the number of classes) at valid, "
-                         f"non-ignored steps, got {int(lab[idx])} at index {idx} "
-                         f"({int(bad.sum())} such labels)")
 
 
 def sequence_cross_entropy(logits: jax.Array, labels: jax.Array,
@@ -121,9 +103,10 @@ def sequence_cross_entropy(logits: jax.Array, labels: jax.Array,
     if ignore_index is not None:
         kept = labels != ignore_index
         valid = kept if valid is None else valid & kept
-    if _is_concrete(labels) and _is_concrete(valid):
-        _check_label_range(labels, valid, num_classes)
     in_range = (labels >= 0) & (labels < num_classes)
+    v.check_flagged(labels, ~in_range if valid is None else valid & ~in_range,
+                    f"lie in [0, {num_classes}) (the number of classes) at valid, non-ignored "
+                    "steps")
     use = in_range if valid is None else valid & in_range
     safe_labels = jnp.where(use, labels, jnp.zeros((), labels.dtype))
     safe_logits = logits if valid is None else jnp.where(

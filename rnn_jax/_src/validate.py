@@ -62,6 +62,19 @@ def check_lengths(lengths: Any, T: int, batch_shape: tuple, argname: str = "leng
     return jnp.asarray(arr)
 
 
+def check_flagged(values: Any, bad: Any, requirement: str, argname: str = "labels") -> None:
+    """ValueError naming the first entry of ``values`` where the mask ``bad`` holds, its index
+    and how many there are: ``"{argname} must {requirement}, got ..."``. Nothing where either
+    array is traced (its values are unknown until run)."""
+    if isinstance(values, jax.core.Tracer) or isinstance(bad, jax.core.Tracer):
+        return
+    bad = np.asarray(bad)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{argname} must {requirement}, got {np.asarray(values)[idx]} at index "
+                         f"{idx} ({int(bad.sum())} such {argname})")
+
+
 def check_sequences(cell: Cell, xs: Any, lengths: Any, resets: Any, time_major: bool):
     """:func:`check_inputs`, :func:`check_lengths` (values too, where concrete) and
     :func:`check_resets` of one call: ``(xs, T, batch_shape, lengths, resets)``."""
