@@ -19,13 +19,51 @@ def test_plan_is_one_table_per_backend():
     for name, make in CELLS.items():
         cell = make(3, 4)
         for on in ("cpu", "tpu"):  # a backend without a row takes the CPU's
-            p = rnn_jax.plan(cell, on=on)   # LSTM and Elman steps run fused at H <= 128
-            assert p == rnn_jax.Plan(unroll=1, fuse=name in ("lstm", "elman"),
-                                     grad=rnn_jax.ManualBPTT(), forward_features_first=True)
-            assert rnn_jax.plan(cell, on=on, batch=32).features_first
-        assert not rnn_jax.plan(make(3, 256)).fuse
+            p = rnn_jax.plan(cell, on=on)   # one sequence: mapped, products apart
+            assert p == rnn_jax.Plan(unroll=1, fuse=False, grad=rnn_jax.ManualBPTT())
+            p = rnn_jax.plan(cell, on=on, batch=32)  # LSTM and Elman run fused at H <= 128
+            assert p.features_first and not p.forward_features_first
+            assert p.fuse == (name in ("lstm", "elman"))
+            assert rnn_jax.plan(cell, on=on, batch=128).forward_features_first
+        assert not rnn_jax.plan(make(3, 256), batch=32).fuse
         assert rnn_jax.plan(cell, on="gpu").unroll == 8
         assert not rnn_jax.plan(cell, on="gpu").forward_features_first
+
+
+def test_a_cell_of_your_own_runs_mapped_with_plain_numpy():
+    """A cell written as for one sequence (``W @ x + b``, which cannot run on columns) gets the
+    mapped layout at every batch, and runs there: values equal a per-sequence loop, and its
+    autodiff gradient equals that of the loop."""
+    I, H, B, T = 3, 4, 40, 5
+    k = jax.random.split(jax.random.key(0), 3)
+
+    def init(key):
+        return {"w": 0.5 * jax.random.normal(key, (H, I)), "u": 0.3 * jnp.eye(H), "b": jnp.ones(H)}
+
+    cell = rnn_jax.Cell("mine", I, H, H, {}, init, lambda shape=(), dtype=jnp.float32:
+                        jnp.zeros((*shape, H), dtype),
+                        lambda p, x: p["w"] @ x + p["b"],
+                        lambda p, h, xp: (jnp.tanh(xp + p["u"] @ h),) * 2)
+    for batch in (1, B, 256):
+        plan = rnn_jax.plan(cell, batch=batch)
+        assert not plan.features_first and not plan.forward_features_first
+    assert rnn_jax.plan(cell, batch=B) == rnn_jax.plan(cell, batch=B, on="gpu")._replace(unroll=1)
+    params = init(k[0])
+    xs = jax.random.normal(k[1], (B, T, I))
+    dys = jax.random.normal(k[2], (B, T, H))
+
+    def reference(p):
+        h, ys = jnp.zeros((B, H)), []
+        for t in range(T):
+            h = jnp.tanh(xs[:, t] @ p["w"].T + p["b"] + h @ p["u"].T)
+            ys.append(h)
+        return jnp.vdot(dys, jnp.stack(ys, 1))
+
+    loss = jax.jit(lambda p: jnp.vdot(dys, rnn_jax.run(cell, p, xs)[1]))
+    np.testing.assert_allclose(loss(params), reference(params), rtol=1e-5)
+    got, want = jax.grad(loss)(params), jax.grad(reference)(params)
+    for name in params:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5)
 
 
 def test_the_plan_follows_the_default_device(monkeypatch):

@@ -1,12 +1,14 @@
 """The cell protocol: a cell is the maths of one step, written with column vectors.
 
 A cell's functions see ``x`` of shape ``(I,)`` and a carry of vectors (``h`` of shape ``(H,)``),
-and write products as the equations do, ``W @ h``; vector parameters (biases, peepholes) enter
-through :func:`affine` and :func:`col`. The same code then also runs on a batch of column
-vectors, ``x`` of shape ``(I, B)`` (features first), which is how the runner may evaluate a
-step; or the runner maps it over a batch with ``jax.vmap``. Batches, time and memory layout are
-the runner's business (:mod:`rnn_jax._src.plan` decides), so no cell holds a batch, layout or
-backend branch.
+and take products with a weight through :func:`affine` and :func:`linear` (``W x + b``, ``W h``),
+which the runner's layouts compute in the form XLA runs fastest; vector parameters (biases,
+peepholes) enter through :func:`affine` and :func:`col`. The same code then also runs on a batch
+of column vectors, ``x`` of shape ``(I, B)`` (features first), which is how the runner may
+evaluate a step; or the runner maps it over a batch with ``jax.vmap``. Batches, time and memory
+layout are the runner's business (:mod:`rnn_jax._src.plan` decides), so no cell holds a batch,
+layout or backend branch. A cell of your own may be written with plain ``W @ h + b``: the
+runner then always maps it.
 
 A step is split in two so that the input projection can be taken apart from the recurrence::
 
@@ -133,11 +135,10 @@ def affine(w: jax.Array, x: jax.Array, b: jax.Array) -> jax.Array:
 
     On a batch of column vectors ``x`` of shape ``(I, B)`` it is ``w x + b`` (``b`` broadcast
     along the batch, or a batch itself). Mapped over a batch with ``jax.vmap`` (``x`` and
-    maybe ``b``, e.g. ``xp + W_hh h``) it is computed as ``(w Xᵀ + Bᵀ)ᵀ``: the weight stays
-    the product's left operand and the sum is formed in the ``(out, batch)`` layout the
-    product returns, then transposed once, where ``jax.vmap`` of ``w @ x + b`` would compile
-    to ``X wᵀ + B``, which XLA CPU ran slower at small batches (benchmarks/README.md). Values
-    are the same; derivatives are those of ``w @ x + b``.
+    maybe ``b``, e.g. ``xp + W_hh h``) it is computed as rows, ``X wᵀ + B`` of shape
+    ``(B, out)``, the form flax's ``Dense`` takes. The runner's mapped layout hands the step its
+    weights transposed before the loop (:func:`rnn_jax._src.scan.loop`), so that XLA takes the
+    product with a stored ``wᵀ``. Values are the same; derivatives are those of ``w @ x + b``.
     """
     return _affine(w, x, b)
 
@@ -173,16 +174,16 @@ def _affine_batched(axis_size: int, in_batched: list, w, x, b):
         axes = tuple(0 if batched else None for batched in in_batched)
         return jax.vmap(_plain_affine, in_axes=axes)(w, x, b), True
     dtype = jnp.result_type(w, x, b)
-    wx = jax.lax.dot_general(jnp.asarray(w, dtype), jnp.asarray(x, dtype),
-                             (((1,), (1,)), ((), ())))          # (out, batch)
-    bias = b.T if b_b else (b if jnp.ndim(b) == 0 else b[:, None])
-    return (wx + bias).T.astype(dtype), True
+    xw = jax.lax.dot_general(jnp.asarray(x, dtype), jnp.asarray(w, dtype),
+                             (((1,), (1,)), ((), ())))          # (batch, out)
+    return (xw + (b if b_b or jnp.ndim(b) == 0 else b[None, :])).astype(dtype), True
 
 
 @jax.custom_jvp
 def linear_t(w: jax.Array, d: jax.Array) -> jax.Array:
     """``wᵀ d`` (written ``d @ w``): a backward step's product of a gradient with a weight.
-    Mapped over a batch of ``d`` it is computed as ``(wᵀ Dᵀ)ᵀ``, as :func:`affine` is."""
+    Mapped over a batch of ``d`` it is computed as ``(wᵀ Dᵀ)ᵀ``: the product with ``w`` as
+    stored, in the ``(in, batch)`` layout, transposed once."""
     return _linear_t(w, d)
 
 

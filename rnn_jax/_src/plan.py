@@ -12,19 +12,24 @@ decides changes speed only, never results:
   the cell's ``Backward`` has that ``fused`` form (the LSTM's: one matmul over ``[x; h]``),
   or apart, ``W_ih x`` then ``W_hh h``. One contraction over ``I + H`` beat two up to
   ``H = 128`` and lost beyond, where each is already large and the concatenation costs more.
+  On a CPU the mapped layout's fused form lost to two products at 16 sequences and below, so
+  there a step fuses from 32 sequences.
 * ``features_first_from``: the layout of a step over a batch of ``B`` sequences. Below it the
-  step of one sequence is mapped over the batch with ``jax.vmap`` (its arrays ``(B, F)``,
-  its products ``W Xᵀ`` through :func:`rnn_jax._src.cell.affine`); from it the step runs on
-  the batch as columns (``(F, B)`` arrays: gate blocks are contiguous rows, and no transpose
-  is needed between steps). On XLA CPU columns were faster from 64 sequences (forward 1.1-1.3x
-  at B=64) and mapping faster at 16 and below. The layout also shapes
-  :class:`rnn_jax.ManualBPTT`'s weight gradients: on columns its backward loop adds one
+  step of one sequence is mapped over the batch with ``jax.vmap``: its arrays are rows
+  ``(B, F)`` and its products ``X Wᵀ`` (:func:`rnn_jax._src.cell.affine`), with ``Wᵀ`` formed
+  once before the loop (:func:`rnn_jax._src.scan.loop`), the program flax's cells compile to.
+  From it the step runs on the batch as columns (``(F, B)`` arrays, products ``W X``: gate
+  blocks are contiguous rows, and no transpose is needed between steps). The layout also
+  shapes :class:`rnn_jax.ManualBPTT`'s weight gradients: on columns its backward loop adds one
   product over the batch per step (3-20% faster for the LSTM and GRU from 32 sequences than
   contracting a ``(G, T, B)`` buffer after the loop, which stays the mapped batch's way).
   A run that is not differentiated (the forward pass alone) has its own threshold,
-  ``forward_features_first_from``: without a backward pass to shape, columns ran the forward
-  pass as fast as mapping or faster at every benchmarked CPU shape (the GRU and LSTM 10% faster
-  at 16 sequences), so on a CPU it runs on columns from one sequence.
+  ``forward_features_first_from``: on a CPU rows ran the forward pass as fast as columns or
+  faster up to 64 sequences (the Elman cell 1.1-1.2x faster at 8 to 64 sequences, the LSTM
+  1.1x at 16); columns were as fast at 128 sequences and about 1.1x faster at 256.
+  Columns need a cell written with :func:`rnn_jax._src.cell.affine` and
+  :func:`rnn_jax._src.cell.col`, as rnn_jax's are; a cell without a hand-written backward
+  step (a cell of your own) always runs mapped.
 * the default gradient method: :class:`rnn_jax.ManualBPTT` for every cell that has a
   hand-written backward step (faster than autodiff at every benchmarked CPU and GPU shape, and
   the accurate one in 16-bit dtypes, whose weight gradients it sums in single contractions);
@@ -55,15 +60,18 @@ class Row(NamedTuple):
 
     unroll: int        # time steps per scan iteration
     fuse_up_to: int    # hidden sizes up to which a step takes its two products as one
+    fuse_from: int     # batches from which it does
     features_first_from: int  # batches from which the step runs on the batch as columns
     forward_features_first_from: int  # the same for a run that is not differentiated
     persistent: bool   # rnn_jax.Persistent may be the default gradient method
 
 
 TABLE: dict[str, Row] = {
-    "cpu": Row(unroll=1, fuse_up_to=128, features_first_from=32, forward_features_first_from=1,
+    "cpu": Row(unroll=1, fuse_up_to=128, fuse_from=32, features_first_from=32,
+               forward_features_first_from=128,
                persistent=False),
-    "gpu": Row(unroll=8, fuse_up_to=128, features_first_from=32, forward_features_first_from=32,
+    "gpu": Row(unroll=8, fuse_up_to=128, fuse_from=1, features_first_from=32,
+               forward_features_first_from=32,
                persistent=True),
 }
 
@@ -93,10 +101,12 @@ def plan(cell: Cell, dtype: Any = jnp.float32, *, batch: int = 1, resets: bool =
     ``on`` (default: the default device's platform, that of ``jax.default_device`` where it is
     set); ``resets``: whether the run has resets."""
     row = TABLE[backend(on)]
-    ff = batch >= row.features_first_from
-    fwd_ff = batch >= row.forward_features_first_from
     b = backward_of(cell)
-    fuse = b is not None and b.fused is not None and cell.hidden_size <= row.fuse_up_to
+    # columns need a cell written with affine and col, as rnn_jax's are; one of your own runs mapped
+    ff = b is not None and batch >= row.features_first_from
+    fwd_ff = b is not None and batch >= row.forward_features_first_from
+    fuse = (b is not None and b.fused is not None and cell.hidden_size <= row.fuse_up_to
+            and batch >= row.fuse_from)
     if row.persistent and not resets and _persistent_fits(cell, dtype):
         return Plan(row.unroll, fuse, Persistent(), ff, fwd_ff)
     grad = ManualBPTT() if b is not None else Autodiff()

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 
 from rnn_jax._src import initializers as inits
 from rnn_jax._src.cell import (Backward, Cell, Options, affine, check_options, check_size, col,
-                               gate_weights, col_sum, linear_t, outer_sum, zeros_carry)
+                               gate_weights, col_sum, linear, linear_t, outer_sum, zeros_carry)
 from rnn_jax._src.params import GRUParams
 
 RESETS = ("after", "before")
@@ -75,11 +75,11 @@ def gru(
     def activations(p: GRUParams, h, xp):
         x_r, x_z, x_n = jnp.split(xp, 3)
         if after:
-            h_r, h_z, h_n = jnp.split(p.w_hh @ h, 3)
+            h_r, h_z, h_n = jnp.split(linear(p.w_hh, h), 3)
             r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
             u = h_n + col(p.b_hh[2 * H:], h_n)
             return jnp.concatenate([r, z, jnp.tanh(x_n + r * u), u])
-        h_r, h_z = jnp.split(p.w_hh[:2 * H] @ h, 2)
+        h_r, h_z = jnp.split(linear(p.w_hh[:2 * H], h), 2)
         r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
         return jnp.concatenate([r, z, jnp.tanh(affine(p.w_hh[2 * H:], r * h, x_n))])
 
