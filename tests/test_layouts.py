@@ -4,7 +4,8 @@ From ``plan.TABLE[...].features_first_from`` sequences the step runs on the batc
 below, mapped over the batch with ``jax.vmap``. A batch of 33 (columns) must equal the sum of
 its halves of 16 and 17 (mapped), for every cell, option and gradient method, with lengths,
 resets and reverse; and the columns layout's hand-written gradient must match central finite
-differences."""
+differences. A run that is not differentiated has its own threshold (128 on a CPU); lowered to
+33, its forward pass on columns must equal the mapped halves too."""
 
 import jax
 import jax.numpy as jnp
@@ -92,3 +93,29 @@ def test_columns_manual_matches_finite_differences(name):
 
     fd, an = call_compiled(both, params, direction)
     assert abs(float(fd - an)) <= 1e-6 * max(1.0, abs(float(an)))
+
+
+@pytest.mark.parametrize("case", EXACT, ids=IDS)
+def test_a_forward_pass_on_columns_equals_the_mapped_halves(case, monkeypatch):
+    """A run that is not differentiated takes columns from ``forward_features_first_from``
+    sequences (128 on a CPU); lowered to this batch, its outputs and final carry equal those
+    of the halves run mapped, with lengths, resets and reverse."""
+    cell, params, xs, carry0, lengths, resets, _ = _problem(case, 3)
+    monkeypatch.setitem(TABLE, "cpu", TABLE["cpu"]._replace(forward_features_first_from=B))
+    assert rnn_jax.plan(cell, batch=B, on="cpu").forward_features_first
+    assert not rnn_jax.plan(cell, batch=17, on="cpu").forward_features_first
+
+    def runs(p, x, c):
+        out = []
+        for reverse in (False, True):
+            def one(sl):
+                return rnn_jax.run(cell, p, x[sl], jax.tree.map(lambda a: a[sl], c),
+                                   lengths=lengths[sl], resets=resets[sl], reverse=reverse)
+            halves = [one(sl) for sl in (slice(0, 16), slice(16, B))]
+            out.append((one(slice(None)), jax.tree.map(lambda a, b: jnp.concatenate([a, b]),
+                                                       *halves)))
+        return out
+
+    for got, want in call_compiled(runs, params, xs, carry0):
+        assert rel_err(got, want) <= 1e-12
+        assert float(jnp.max(jnp.abs(want[1]))) > 1e-3
