@@ -102,10 +102,10 @@ def plan(cell: Cell, dtype: Any = jnp.float32, *, batch: int = 1, resets: bool =
     set); ``resets``: whether the run has resets."""
     row = TABLE[backend(on)]
     b = backward_of(cell)
-    # columns need a cell written with affine and col, as rnn_jax's are; one of your own runs mapped
-    ff = b is not None and batch >= row.features_first_from
-    fwd_ff = b is not None and batch >= row.forward_features_first_from
-    fuse = (b is not None and b.fused is not None and cell.hidden_size <= row.fuse_up_to
+    ours = b is not None   # columns need a cell written with affine and col, as rnn_jax's are
+    ff = ours and batch >= row.features_first_from
+    fwd_ff = ours and batch >= row.forward_features_first_from
+    fuse = (ours and b.fused is not None and cell.hidden_size <= row.fuse_up_to
             and batch >= row.fuse_from)
     if row.persistent and not resets and _persistent_fits(cell, dtype):
         return Plan(row.unroll, fuse, Persistent(), ff, fwd_ff)
